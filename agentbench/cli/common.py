@@ -1,0 +1,87 @@
+"""Pieces shared by the CLI commands: consoles, common options, loaders and table rendering."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from agentbench.models.registry import ModelSpec, adhoc_openai_model, load_registry
+from agentbench.report.tables import Table
+from agentbench.scenario.loader import ScenarioLibrary, load_library
+from agentbench.store import ResultStore, results_dir
+
+#: Exit codes (documented in the README).
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+ScenariosDirOption = Annotated[
+    list[Path] | None,
+    typer.Option("--scenarios-dir", help="Extra folder of scenario YAML files (repeatable; also "
+                 "AGENTBENCH_SCENARIOS_DIR).", show_default=False),
+]
+ModelsFileOption = Annotated[
+    Path | None,
+    typer.Option("--models-file", help="YAML file adding or overriding model entries "
+                 "(also AGENTBENCH_MODELS_FILE).", show_default=False),
+]
+ResultsDirOption = Annotated[
+    Path | None,
+    typer.Option("--results-dir", help="Where runs are stored (default ./agentbench-results, "
+                 "or AGENTBENCH_RESULTS_DIR).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def library(dirs: list[Path] | None) -> ScenarioLibrary:
+    """The scenario library with the user's extra folders."""
+    return load_library(dirs or [])
+
+
+def registry(models_file: Path | None, base_url: str | None = None,
+             model_name: str | None = None) -> dict[str, ModelSpec]:
+    """The model registry, plus an ad-hoc OpenAI-compatible entry from ``--base-url``."""
+    entries = load_registry(models_file)
+    if base_url or model_name:
+        if not (base_url and model_name):
+            raise typer.BadParameter("--base-url and --model-name go together")
+        entries[model_name] = adhoc_openai_model(base_url, model_name)
+    return entries
+
+
+def store(option: Path | None) -> ResultStore:
+    """The results store at ``--results-dir`` (or its default)."""
+    return ResultStore(results_dir(option))
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, undecorated (for pipes)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def print_table(table: Table, console: Console = out) -> None:
+    """Render a report table with rich."""
+    rich_table = RichTable(title=table.title, title_justify="left", show_lines=False)
+    for header in table.headers:
+        rich_table.add_column(header, overflow="fold")
+    for row in table.rows:
+        rich_table.add_row(*[_style(cell) for cell in row])
+    console.print(rich_table)
+    if table.note:
+        console.print(f"[dim]{table.note}[/dim]")
+
+
+def _style(cell: str) -> str:
+    cell = cell.replace("[", "\\[")
+    if cell.startswith(("PASS", "ok")):
+        return f"[green]{cell}[/green]"
+    if cell.startswith(("FAIL", "MISSED", "FALSE")):
+        return f"[red]{cell}[/red]"
+    return cell

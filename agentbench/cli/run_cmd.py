@@ -1,0 +1,156 @@
+"""``agentbench run`` (suites x models) and ``agentbench scenario`` (one scenario, in detail)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agentbench.cli import common
+from agentbench.cli.common import EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_OK, err, out
+from agentbench.cli.transcript_view import print_result
+from agentbench.models.registry import resolve_model
+from agentbench.report.render import write_report
+from agentbench.report.summary import fault_audit, summarize
+from agentbench.report.tables import category_table, failures_table, fault_table, summary_table
+from agentbench.runner.records import ScenarioResult
+from agentbench.runner.suite import execute_plan, make_plan
+from agentbench.scenario.loader import ScenarioLibrary
+from agentbench.store import ResultStore, RunPlan
+
+DEFAULT_MODELS = "reference,reference-noisy"
+DEFAULT_SUITE = "full"
+
+
+def _execute(plan: RunPlan, lib: ScenarioLibrary, store: ResultStore, quiet: bool) -> list[ScenarioResult]:
+    """Run the plan with a progress bar on stderr; return every result the run holds."""
+    remaining = len(plan.work_items()) - len(store.recover(plan.run_id))
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
+        task = progress.add_task(f"run {plan.run_id}", total=remaining)
+
+        def advance(result: ScenarioResult) -> None:
+            progress.update(task, advance=1, description=f"{result.model}: {result.scenario_id}")
+
+        try:
+            asyncio.run(execute_plan(plan, lib, store, on_result=advance))
+        except KeyboardInterrupt:
+            store.finish_run(plan.run_id, "interrupted")
+            err.print(f"interrupted; stored results are kept. Resume with: agentbench run --resume {plan.run_id}")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    return list(store.results(plan.run_id))
+
+
+def _exit_code(results: Sequence[ScenarioResult]) -> int:
+    broken = [r for r in results if r.outcome in ("endpoint_error", "error")]
+    if broken:
+        err.print(f"[red]{len(broken)} scenario run(s) ended in endpoint_error/error[/red]")
+    return EXIT_INFRASTRUCTURE if broken else EXIT_OK
+
+
+def _result_json(r: ScenarioResult) -> dict[str, Any]:
+    return {"model": r.model, "scenario": r.scenario_id, "category": r.category, "repeat": r.repeat,
+            "outcome": r.outcome, "passed": r.passed, "score": round(r.score, 4), "wall_s": round(r.wall_s, 4),
+            "steps": r.steps, "faults": r.faults, "error": r.error,
+            "failed_grades": [g.model_dump() for g in r.failed_grades()]}
+
+
+def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str]) -> dict[str, Any]:
+    summary = summarize(results, models)
+    return {m: {"runs": s.runs, "passed": s.passed, "pass_rate": s.pass_rate, "mean_score": s.mean_score,
+                "tool_call_accuracy": s.tool_call_accuracy, "mean_steps": s.mean("steps"),
+                "mean_wall_s": s.mean("wall_s"), "outcomes": dict(s.outcomes)}
+            for m, s in summary.overall.items()}
+
+
+def run_command(
+    suite: Annotated[str | None, typer.Option("--suite", help="Named suite (see `agentbench scenarios list`); default: full.")] = None,
+    scenarios: Annotated[str | None, typer.Option("--scenarios", help="Scenario ids or glob patterns, comma-separated.")] = None,
+    models: Annotated[str | None, typer.Option("--models", help=f"Model keys, comma-separated (default {DEFAULT_MODELS}).")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs of each scenario per model.")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Scenario runs in flight per model.")] = 4,
+    resume: Annotated[str | None, typer.Option("--resume", help="Finish an interrupted run (its stored plan is used).")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")] = None,
+    model_name: Annotated[str | None, typer.Option("--model-name", help="Model name served at --base-url (becomes a model key).")] = None,
+    report_dir: Annotated[Path | None, typer.Option("--report-dir", help="Where to write the report (default: inside the run's folder).")] = None,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Do not write a report.")] = False,
+    json_output: common.JsonOption = False,
+    scenarios_dir: common.ScenariosDirOption = None,
+    models_file: common.ModelsFileOption = None,
+    results: common.ResultsDirOption = None,
+) -> None:
+    """Run a suite of scenarios against one or more models; print the comparison and write a report."""
+    store = common.store(results)
+    if resume:
+        plan = store.plan(resume)
+        lib = common.library([Path(p) for p in plan.scenarios_dirs])
+    else:
+        lib = common.library(scenarios_dir)
+        entries = common.registry(models_file, base_url, model_name)
+        keys = models or (model_name if base_url else DEFAULT_MODELS)
+        specs = [resolve_model(k.strip(), entries) for k in keys.split(",") if k.strip()]
+        if suite and scenarios:
+            raise typer.BadParameter("give --suite or --scenarios, not both")
+        chosen = lib.matching(scenarios) if scenarios else lib.suite(suite or DEFAULT_SUITE)
+        selection = f"scenarios {scenarios}" if scenarios else f"suite {suite or DEFAULT_SUITE}"
+        plan = make_plan(specs, chosen, repeats=repeats, concurrency=concurrency, selection=selection,
+                         scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
+                         models_file=str(models_file) if models_file else None)
+        store.create_run(plan)
+    all_results = _execute(plan, lib, store, quiet=json_output)
+    paths = None if no_report else write_report(plan, all_results, report_dir or store.root / "runs" / plan.run_id / "report")
+    if json_output:
+        common.print_json({"run_id": plan.run_id, "report": [str(p) for p in paths or []],
+                           "summary": _summary_json(all_results, plan.models),
+                           "results": [_result_json(r) for r in all_results]})
+    else:
+        _print_run(plan, all_results, paths)
+    raise typer.Exit(_exit_code(all_results))
+
+
+def _print_run(plan: RunPlan, results: Sequence[ScenarioResult], paths: tuple[Path, Path] | None) -> None:
+    summary = summarize(results, plan.models)
+    out.print(f"[bold]run {plan.run_id}[/bold]: {len(results)} scenario runs "
+              f"({len(plan.scenario_ids)} scenarios x {len(plan.models)} models x {plan.repeats} repeats)")
+    common.print_table(summary_table(summary))
+    common.print_table(category_table(summary))
+    audits = fault_audit(results)
+    if audits:
+        common.print_table(fault_table(audits))
+    common.print_table(failures_table(results, limit=50))
+    if paths:
+        out.print(f"report: {paths[0]}  {paths[1]}")
+
+
+def scenario_command(
+    name: Annotated[str, typer.Argument(help="Scenario id (see `agentbench scenarios list`).")],
+    model: Annotated[str | None, typer.Option("--model", help="Model key (default: reference).")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="How many times to run it.")] = 1,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint.")] = None,
+    model_name: Annotated[str | None, typer.Option("--model-name", help="Model name served at --base-url.")] = None,
+    json_output: common.JsonOption = False,
+    scenarios_dir: common.ScenariosDirOption = None,
+    models_file: common.ModelsFileOption = None,
+    results: common.ResultsDirOption = None,
+) -> None:
+    """Run one scenario and show its transcript, every grade with its reason, and timings."""
+    lib = common.library(scenarios_dir)
+    scenario = lib.get(name)
+    entries = common.registry(models_file, base_url, model_name)
+    spec = resolve_model(model or (model_name if base_url else "reference"), entries)
+    store = common.store(results)
+    plan = make_plan([spec], [scenario], repeats=repeats, concurrency=1, selection=f"scenario {name}",
+                     scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []])
+    store.create_run(plan)
+    found = _execute(plan, lib, store, quiet=True)
+    if json_output:
+        common.print_json({"run_id": plan.run_id, "results": [r.model_dump() for r in found]})
+    else:
+        for result in found:
+            print_result(result)
+        out.print(f"[dim]stored as run {plan.run_id} in {store.root}[/dim]")
+    raise typer.Exit(_exit_code(found))

@@ -1,0 +1,181 @@
+"""Graders: each reads a finished trajectory (and the final workspace) and returns grades with
+reasons. A grader is one function plus its ``@grader`` registration line.
+
+A scenario run passes when every grade passes; its score is the mean of the grade scores.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentbench.grading.matchers import Call, check_answer, match_trajectory
+from agentbench.runner.records import GradeRecord, Outcome, ToolCallRecord, TurnRecord
+from agentbench.scenario.schema import FileCheck, Scenario
+
+
+@dataclass(frozen=True)
+class GradingInput:
+    """A finished scenario run, as graders see it."""
+
+    scenario: Scenario
+    turns: list[TurnRecord]
+    tool_calls: list[ToolCallRecord]
+    outcome: Outcome
+    workspace: Path
+
+    def calls_in(self, turn: int) -> list[Call]:
+        """The tool calls the model attempted in a turn, malformed ones included."""
+        return [Call(c.name, c.args) for c in self.tool_calls if c.turn == turn]
+
+    def reached(self, turn: int) -> bool:
+        """Whether the model finished handling this turn."""
+        return turn < len(self.turns) and self.turns[turn].outcome == "completed"
+
+
+Grader = Callable[[GradingInput], list[GradeRecord]]
+GRADERS: dict[str, Grader] = {}
+
+
+def grader(name: str) -> Callable[[Grader], Grader]:
+    """Register a grader under ``name`` (its grades carry that name)."""
+
+    def register(func: Grader) -> Grader:
+        GRADERS[name] = func
+        return func
+
+    return register
+
+
+def grade(run: GradingInput) -> list[GradeRecord]:
+    """Every registered grader's grades for one run, in registration order."""
+    return [g for func in GRADERS.values() for g in func(run)]
+
+
+def _verdict(name: str, passed: bool, reason: str, turn: int | None = None,
+             score: float | None = None) -> GradeRecord:
+    return GradeRecord(grader=name, turn=turn, passed=passed,
+                       score=(1.0 if passed else 0.0) if score is None else score, reason=reason)
+
+
+def _not_reached(name: str, run: GradingInput, turn: int) -> GradeRecord:
+    return _verdict(name, False, f"the turn was not completed (run outcome: {run.outcome})", turn)
+
+
+@grader("outcome")
+def outcome_grade(run: GradingInput) -> list[GradeRecord]:
+    """The run must finish every turn (no step limit, endpoint failure or crash)."""
+    reasons = {"completed": "every turn completed",
+               "step_limit": f"the step limit ({run.scenario.max_steps} model calls per turn) was reached",
+               "endpoint_error": "the model endpoint failed", "error": "the run crashed"}
+    return [_verdict("outcome", run.outcome == "completed", reasons[run.outcome])]
+
+
+@grader("tool_calls")
+def tool_calls_grade(run: GradingInput) -> list[GradeRecord]:
+    """Each turn's calls compared with its expectation (strict, unordered, subset, superset)."""
+    grades = []
+    for t, turn in enumerate(run.scenario.turns):
+        expect = turn.expect.tool_calls
+        if expect is None:
+            continue
+        if t >= len(run.turns):
+            grades.append(_not_reached("tool_calls", run, t))
+            continue
+        verdict = match_trajectory(expect.mode, expect.calls, run.calls_in(t))
+        grades.append(_verdict("tool_calls", verdict.passed, verdict.reason, t))
+    return grades
+
+
+@grader("no_tool_calls")
+def no_tool_calls_grade(run: GradingInput) -> list[GradeRecord]:
+    """Turns that must be answered without any tool (irrelevance)."""
+    grades = []
+    for t, turn in enumerate(run.scenario.turns):
+        if not turn.expect.no_tool_calls:
+            continue
+        calls = run.calls_in(t)
+        reason = "no tool was called" if not calls else f"called {', '.join(map(str, calls))}"
+        grades.append(_verdict("no_tool_calls", not calls, reason, t))
+    return grades
+
+
+@grader("answer")
+def answer_grade(run: GradingInput) -> list[GradeRecord]:
+    """Each turn's final answer against its checks; the score is the share of checks passed."""
+    grades = []
+    for t, turn in enumerate(run.scenario.turns):
+        checks = turn.expect.answer
+        if not checks:
+            continue
+        if not run.reached(t):
+            grades.append(_not_reached("answer", run, t))
+            continue
+        verdicts = [check_answer(c, run.turns[t].answer) for c in checks]
+        failed = [v.reason for v in verdicts if not v.passed]
+        reason = "; ".join(failed) if failed else f"all {len(checks)} answer checks passed"
+        score = sum(v.passed for v in verdicts) / len(verdicts)
+        grades.append(_verdict("answer", not failed, reason, t, score))
+    return grades
+
+
+@grader("valid_tool_calls")
+def valid_tool_calls_grade(run: GradingInput) -> list[GradeRecord]:
+    """Every tool call must carry a JSON object of arguments."""
+    bad = [c for c in run.tool_calls if c.status == "malformed"]
+    if not bad:
+        return [_verdict("valid_tool_calls", True, f"all {len(run.tool_calls)} tool calls well-formed")]
+    listed = "; ".join(f"turn {c.turn + 1}: {c.name} {c.raw_args!r}" for c in bad[:3])
+    return [_verdict("valid_tool_calls", False, f"{len(bad)} malformed tool call(s): {listed}")]
+
+
+@grader("known_tools")
+def known_tools_grade(run: GradingInput) -> list[GradeRecord]:
+    """The model may only call the scenario's tools (no hallucinated tool names)."""
+    declared = set(run.scenario.tools)
+    unknown = sorted({c.name for c in run.tool_calls if c.name not in declared})
+    if not unknown:
+        return [_verdict("known_tools", True, "only the scenario's tools were called")]
+    return [_verdict("known_tools", False, f"called unknown tool(s): {', '.join(unknown)}")]
+
+
+@grader("files")
+def files_grade(run: GradingInput) -> list[GradeRecord]:
+    """Hidden checks on the workspace files the run left behind."""
+    return [_check_file(run.workspace, check) for check in run.scenario.checks.files]
+
+
+def _read_inside(workspace: Path, relative: str) -> str | None:
+    """A workspace file's text, or None if absent; never follows a path out of the workspace."""
+    root = os.path.realpath(workspace)
+    target = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([root, target]) != root or not os.path.isfile(target):
+        return None
+    with open(target, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def _check_file(workspace: Path, check: FileCheck) -> GradeRecord:
+    text = _read_inside(workspace, check.path)
+    name = "files"
+    if text is None:
+        return _verdict(name, not check.exists, f"{check.path}: does not exist")
+    if not check.exists:
+        return _verdict(name, False, f"{check.path}: exists but should not")
+    problems = []
+    if check.equals is not None and text != check.equals:
+        problems.append("content differs from the expected text")
+    problems += [f"lacks {c!r}" for c in check.contains if c not in text]
+    problems += [f"still contains {c!r}" for c in check.not_contains if c in text]
+    problems += [f"does not match /{r}/" for r in check.regex if not re.search(r, text, re.MULTILINE)]
+    if check.python_syntax:
+        try:
+            ast.parse(text)
+        except SyntaxError as exc:
+            problems.append(f"is not valid Python (line {exc.lineno}: {exc.msg})")
+    reason = "; ".join(problems) if problems else "all checks passed"
+    return _verdict(name, not problems, f"{check.path}: {reason}")

@@ -1,0 +1,109 @@
+"""Backends turn a registry entry into LangChain chat models, one per scenario run.
+
+A backend is one class plus one line in ``BACKENDS``. ``start``/``stop`` bracket a model's whole
+share of a run (the vLLM backend launches and tears down its server there); ``chat_model`` is
+called once per scenario run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_openai import ChatOpenAI
+
+from agentbench.errors import ConfigError
+from agentbench.models.faults import noisy_script
+from agentbench.models.offline import ReferenceChatModel
+from agentbench.models.registry import ModelSpec
+from agentbench.models.script import gold_script
+from agentbench.scenario.schema import Scenario
+
+#: Request headers that tell a server (or a proxy's logs) which scenario a request belongs to.
+SCENARIO_HEADER = "X-Agentbench-Scenario"
+REPEAT_HEADER = "X-Agentbench-Repeat"
+
+
+class Backend:
+    """Base backend: no lifecycle; subclasses build chat models."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    async def start(self) -> None:
+        """Make the model ready (e.g. launch its server). Called once before its scenarios."""
+
+    async def stop(self) -> None:
+        """Release what ``start`` took. Called once after its scenarios, even on failure."""
+
+    def chat_model(self, scenario: Scenario, repeat: int) -> BaseChatModel:
+        """A chat model for one run of ``scenario``."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What to store about this model with the run (settings that affect results)."""
+        return self.spec.model_dump(exclude_none=True)
+
+
+class ReferenceBackend(Backend):
+    """Scripted gold solutions, optionally with seeded faults (``faults`` in the entry)."""
+
+    def chat_model(self, scenario: Scenario, repeat: int) -> BaseChatModel:
+        faults = self.spec.faults
+        if faults is None:
+            script = gold_script(scenario)
+        else:
+            script, _ = noisy_script(scenario, faults.seed, faults.rate, repeat)
+        return ReferenceChatModel(script=script, label=self.spec.key)
+
+
+class OpenAIBackend(Backend):
+    """Any OpenAI-compatible chat-completions server, through langchain-openai's ChatOpenAI."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        if not spec.base_url or not spec.model_name:
+            raise ConfigError(f"model {spec.key!r}: the openai backend needs base_url and model_name")
+        self.api_key = "EMPTY"
+        if spec.api_key_env:
+            if not os.environ.get(spec.api_key_env):
+                raise ConfigError(f"model {spec.key!r}: environment variable {spec.api_key_env} is not set")
+            self.api_key = os.environ[spec.api_key_env]
+
+    def chat_model(self, scenario: Scenario, repeat: int) -> BaseChatModel:
+        sampling = self.spec.sampling
+        return ChatOpenAI(
+            model=self.spec.model_name or "",
+            base_url=self.spec.base_url,
+            api_key=self.api_key,  # type: ignore[arg-type]
+            # Both are inferred otherwise; vLLM speaks chat completions, and usage must stream.
+            use_responses_api=False,
+            stream_usage=True,
+            streaming=True,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,  # type: ignore[call-arg]
+            seed=sampling.seed,
+            timeout=self.spec.timeout_s,
+            max_retries=self.spec.max_retries,
+            default_headers={SCENARIO_HEADER: scenario.id, REPEAT_HEADER: str(repeat)},
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return self.spec.model_dump(exclude_none=True, exclude={"api_key_env"})
+
+
+BACKENDS: dict[str, Callable[[ModelSpec], Backend]] = {
+    "reference": ReferenceBackend,
+    "openai": OpenAIBackend,
+}
+
+
+def make_backend(spec: ModelSpec) -> Backend:
+    """The backend for a registry entry."""
+    try:
+        return BACKENDS[spec.backend](spec)
+    except KeyError:
+        raise ConfigError(f"model {spec.key!r}: unknown backend {spec.backend!r}") from None

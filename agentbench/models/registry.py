@@ -1,0 +1,104 @@
+"""The model registry: named model entries, built in (``models.yaml``) or from the user's file.
+
+An entry names its backend and the settings that backend needs. A user's file
+(``--models-file`` or ``AGENTBENCH_MODELS_FILE``) adds entries or overrides built-in ones whole.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentbench.errors import ConfigError
+from agentbench.scenario.yaml_source import format_path, parse_yaml
+
+ENV_MODELS_FILE = "AGENTBENCH_MODELS_FILE"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Sampling(_Strict):
+    """Sampling settings sent with every request; pinned so runs are comparable and repeatable."""
+
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=1024, ge=1)
+    seed: int | None = 0
+
+
+class FaultSettings(_Strict):
+    """Fault injection of a ``reference`` model: probability per scenario run, and seed."""
+
+    rate: float = Field(default=0.5, ge=0, le=1)
+    seed: int = 0
+
+
+class ModelSpec(_Strict):
+    """One registry entry."""
+
+    key: str = ""
+    backend: Literal["reference", "openai"]
+    description: str = ""
+    # openai: any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp, a hosted API)
+    base_url: str | None = None
+    model_name: str | None = None
+    api_key_env: str | None = Field(default=None, description="environment variable with the API key")
+    timeout_s: float = Field(default=300.0, gt=0)
+    max_retries: int = Field(default=1, ge=0)
+    sampling: Sampling = Field(default_factory=Sampling)
+    # reference
+    faults: FaultSettings | None = None
+
+
+def _read_entries(text: str, source: str) -> dict[str, ModelSpec]:
+    doc, problems = parse_yaml(text, source)
+    if problems or doc is None:
+        raise ConfigError("invalid model registry:\n" + "\n".join(str(p) for p in problems))
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{source}: a model registry maps model keys to entries")
+    entries: dict[str, ModelSpec] = {}
+    for key, body in doc.data.items():
+        try:
+            entries[str(key)] = ModelSpec.model_validate({**(body or {}), "key": str(key)})
+        except ValidationError as exc:
+            lines = [str(doc.problem((key, *e["loc"]), e["msg"])) for e in exc.errors()]
+            raise ConfigError("invalid model registry:\n" + "\n".join(lines)) from None
+        except TypeError:
+            raise ConfigError(f"{source}: entry {format_path((key,))} must be a mapping") from None
+    return entries
+
+
+def load_registry(models_file: Path | None = None) -> dict[str, ModelSpec]:
+    """Built-in entries, then the user's file (argument, else ``AGENTBENCH_MODELS_FILE``)."""
+    builtin = resources.files("agentbench.models").joinpath("models.yaml").read_text("utf-8")
+    registry = _read_entries(builtin, "<builtin models.yaml>")
+    user = models_file or (Path(os.environ[ENV_MODELS_FILE]) if os.environ.get(ENV_MODELS_FILE) else None)
+    if user is not None:
+        try:
+            text = user.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read models file {user}: {exc}") from None
+        registry.update(_read_entries(text, str(user)))
+    return registry
+
+
+def resolve_model(key: str, registry: dict[str, ModelSpec]) -> ModelSpec:
+    """The entry ``key``; ``ConfigError`` listing the known keys otherwise."""
+    if key in registry:
+        return registry[key]
+    raise ConfigError(f"unknown model {key!r}; known models: {', '.join(sorted(registry))} "
+                      "(add your own with --models-file, or use --base-url/--model-name)")
+
+
+def adhoc_openai_model(base_url: str, model_name: str, key: str | None = None) -> ModelSpec:
+    """An entry for an OpenAI-compatible endpoint given on the command line."""
+    return ModelSpec(key=key or model_name, backend="openai", base_url=base_url, model_name=model_name,
+                     description=f"{model_name} at {base_url}")
+
+

@@ -1,0 +1,127 @@
+"""Aggregating results: per model (and category) pass rate, score, tool-call accuracy, cost.
+
+Definitions (also in docs/metrics.md):
+
+- pass rate: share of scenario runs where every grade passed.
+- mean score: mean over runs of the run's score (the mean of its grade scores).
+- tool-call accuracy: share of ``tool_calls`` grades passed (one per turn that expects calls).
+- steps, tokens, latency: means per scenario run; tokens only over runs that reported usage.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from agentbench.runner.records import ScenarioResult
+
+
+@dataclass
+class Stats:
+    """Aggregates over a group of scenario runs."""
+
+    runs: int = 0
+    passed: int = 0
+    score_sum: float = 0.0
+    tool_grades: int = 0
+    tool_grades_passed: int = 0
+    steps: int = 0
+    wall_s: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    runs_with_usage: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: ScenarioResult) -> None:
+        """Fold one run into the aggregates."""
+        self.runs += 1
+        self.passed += result.passed
+        self.score_sum += result.score
+        tool_grades = [g for g in result.grades if g.grader == "tool_calls"]
+        self.tool_grades += len(tool_grades)
+        self.tool_grades_passed += sum(g.passed for g in tool_grades)
+        self.steps += result.steps
+        self.wall_s += result.wall_s
+        inputs, outputs = result.tokens("input"), result.tokens("output")
+        if inputs is not None or outputs is not None:
+            self.runs_with_usage += 1
+            self.input_tokens += inputs or 0
+            self.output_tokens += outputs or 0
+        self.outcomes[result.outcome] += 1
+
+    @property
+    def pass_rate(self) -> float:
+        """Share of runs that passed every grade."""
+        return self.passed / self.runs if self.runs else 0.0
+
+    @property
+    def mean_score(self) -> float:
+        """Mean run score."""
+        return self.score_sum / self.runs if self.runs else 0.0
+
+    @property
+    def tool_call_accuracy(self) -> float | None:
+        """Share of ``tool_calls`` grades passed; None when no turn expected calls."""
+        return self.tool_grades_passed / self.tool_grades if self.tool_grades else None
+
+    def mean(self, name: str) -> float | None:
+        """Mean per run of ``steps``, ``wall_s``, ``input_tokens`` or ``output_tokens``."""
+        if name.endswith("tokens"):
+            return getattr(self, name) / self.runs_with_usage if self.runs_with_usage else None
+        return getattr(self, name) / self.runs if self.runs else None
+
+
+@dataclass
+class Summary:
+    """Stats per model, and per (model, category)."""
+
+    models: list[str]
+    categories: list[str]
+    overall: dict[str, Stats]
+    by_category: dict[tuple[str, str], Stats]
+
+
+def summarize(results: Iterable[ScenarioResult], model_order: Sequence[str] = ()) -> Summary:
+    """Aggregate results per model and per (model, category)."""
+    overall: dict[str, Stats] = {}
+    by_category: dict[tuple[str, str], Stats] = {}
+    for result in results:
+        overall.setdefault(result.model, Stats()).add(result)
+        by_category.setdefault((result.model, result.category), Stats()).add(result)
+    models = [m for m in model_order if m in overall] + sorted(set(overall) - set(model_order))
+    categories = sorted({c for _, c in by_category})
+    return Summary(models, categories, overall, by_category)
+
+
+@dataclass(frozen=True)
+class FaultAudit:
+    """One run of a fault-injecting model: what was injected and which graders failed."""
+
+    model: str
+    scenario_id: str
+    repeat: int
+    injected: tuple[str, ...]
+    expected_graders: tuple[str, ...]
+    failed_graders: tuple[str, ...]
+
+    @property
+    def consistent(self) -> bool:
+        """Injected faults were caught by their graders, or nothing was injected and all passed."""
+        if not self.injected:
+            return not self.failed_graders
+        return set(self.expected_graders) <= set(self.failed_graders)
+
+
+def fault_audit(results: Iterable[ScenarioResult]) -> list[FaultAudit]:
+    """An audit row per run of every model that injected at least one fault somewhere."""
+    results = list(results)
+    injecting = {r.model for r in results if r.faults}
+    rows = []
+    for r in sorted((r for r in results if r.model in injecting), key=lambda r: (r.model, r.scenario_id, r.repeat)):
+        rows.append(FaultAudit(
+            r.model, r.scenario_id, r.repeat,
+            tuple(f["kind"] for f in r.faults), tuple(f["expected_grader"] for f in r.faults),
+            tuple(sorted({g.grader for g in r.failed_grades()})),
+        ))
+    return rows

@@ -1,0 +1,117 @@
+"""The comparison as plain tables, rendered the same way by the CLI (rich), Markdown and HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from agentbench.report.summary import FaultAudit, Summary, fault_audit, summarize
+from agentbench.runner.records import ScenarioResult
+
+
+@dataclass
+class Table:
+    """A titled table of text cells."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    note: str = ""
+
+
+def pct(value: float | None) -> str:
+    """``0.853`` -> ``85.3%``; ``-`` when unknown."""
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def num(value: float | None, digits: int = 2) -> str:
+    """A number with ``digits`` decimals; ``-`` when unknown."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def summary_table(summary: Summary) -> Table:
+    """One row per model: pass rate, score, tool-call accuracy and cost per scenario run."""
+    table = Table("Summary", ["model", "runs", "passed", "pass rate", "mean score", "tool-call acc.",
+                              "steps/run", "tokens in/run", "tokens out/run", "s/run", "outcomes"])
+    for model in summary.models:
+        s = summary.overall[model]
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items()))
+        table.rows.append([model, str(s.runs), str(s.passed), pct(s.pass_rate), num(s.mean_score),
+                           pct(s.tool_call_accuracy), num(s.mean("steps"), 1),
+                           num(s.mean("input_tokens"), 0), num(s.mean("output_tokens"), 0),
+                           num(s.mean("wall_s"), 3), outcomes])
+    table.note = ("tool-call acc. = share of per-turn tool_calls grades passed; tokens are '-' when "
+                  "the backend reports no usage (the reference models).")
+    return table
+
+
+def category_table(summary: Summary) -> Table:
+    """Pass rate per model and category (passed/runs)."""
+    table = Table("Pass rate by category", ["model", *summary.categories])
+    for model in summary.models:
+        row = [model]
+        for category in summary.categories:
+            s = summary.by_category.get((model, category))
+            row.append(f"{pct(s.pass_rate)} ({s.passed}/{s.runs})" if s else "-")
+        table.rows.append(row)
+    return table
+
+
+def scenario_table(results: Sequence[ScenarioResult], models: Sequence[str]) -> Table:
+    """Scenario x model: pass/fail and score (over repeats: passes/runs and mean score)."""
+    table = Table("Scenarios", ["scenario", "category", *models])
+    for scenario_id in sorted({r.scenario_id for r in results}):
+        mine = [r for r in results if r.scenario_id == scenario_id]
+        row = [scenario_id, mine[0].category]
+        for model in models:
+            runs = [r for r in mine if r.model == model]
+            if not runs:
+                row.append("-")
+                continue
+            passed = sum(r.passed for r in runs)
+            mark = "PASS" if passed == len(runs) else "FAIL"
+            share = f" {passed}/{len(runs)}" if len(runs) > 1 else ""
+            row.append(f"{mark}{share} {sum(r.score for r in runs) / len(runs):.2f}")
+        table.rows.append(row)
+    return table
+
+
+def failures_table(results: Sequence[ScenarioResult], limit: int = 200) -> Table:
+    """Every failed run with the grades it failed and why."""
+    table = Table("Failures", ["model", "scenario", "repeat", "outcome", "failed grades (reason)"])
+    failed = [r for r in results if not r.passed]
+    for r in sorted(failed, key=lambda r: (r.model, r.scenario_id, r.repeat))[:limit]:
+        reasons = "; ".join(f"{g.label}: {g.reason}" for g in r.failed_grades())
+        if r.error:
+            reasons += f"; error: {r.error.strip().splitlines()[-1]}"
+        table.rows.append([r.model, r.scenario_id, str(r.repeat), r.outcome, reasons])
+    if len(failed) > limit:
+        table.note = f"{len(failed) - limit} more failures are in the run's results.jsonl"
+    return table
+
+
+def fault_table(audits: Sequence[FaultAudit]) -> Table:
+    """For fault-injecting models: was each injected fault caught by the grader meant to?"""
+    table = Table("Injected faults (grader check)", ["model", "scenario", "repeat", "injected",
+                                                     "expected grader", "failed graders", "verdict"])
+    for a in audits:
+        verdict = "ok" if a.consistent else ("MISSED" if a.injected else "FALSE FAILURE")
+        table.rows.append([a.model, a.scenario_id, str(a.repeat), ", ".join(a.injected) or "-",
+                           ", ".join(a.expected_graders) or "-", ", ".join(a.failed_graders) or "-", verdict])
+    injected = sum(1 for a in audits if a.injected)
+    caught = sum(1 for a in audits if a.injected and a.consistent)
+    false_failures = sum(1 for a in audits if not a.injected and a.failed_graders)
+    table.note = (f"{injected} runs with an injected fault, {caught} caught by the expected grader; "
+                  f"{false_failures} failures without an injected fault.")
+    return table
+
+
+def report_tables(results: Sequence[ScenarioResult], model_order: Sequence[str] = ()) -> list[Table]:
+    """Every table of a run's report, in reading order."""
+    summary = summarize(results, model_order)
+    tables = [summary_table(summary), category_table(summary)]
+    audits = fault_audit(results)
+    if audits:
+        tables.append(fault_table(audits))
+    tables += [scenario_table(results, summary.models), failures_table(results)]
+    return tables

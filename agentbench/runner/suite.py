@@ -1,0 +1,61 @@
+"""Running a plan: models one at a time, each model's scenario runs concurrently, every result
+stored the moment it is graded. A resumed run skips what the store already holds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from agentbench import __version__
+from agentbench.models.backends import make_backend
+from agentbench.models.registry import ModelSpec
+from agentbench.runner.execute import run_scenario
+from agentbench.runner.records import ScenarioResult
+from agentbench.scenario.loader import ScenarioLibrary
+from agentbench.scenario.schema import Scenario
+from agentbench.store import ResultStore, RunPlan, new_run_id, now_iso
+
+OnResult = Callable[[ScenarioResult], None]
+
+
+def make_plan(models: Sequence[ModelSpec], scenarios: Sequence[Scenario], *, repeats: int = 1,
+              concurrency: int = 4, selection: str = "", scenarios_dirs: Sequence[str] = (),
+              models_file: str | None = None, run_id: str | None = None) -> RunPlan:
+    """A new run's plan: which models, scenarios and repeats, with the settings to store."""
+    return RunPlan(
+        run_id=run_id or new_run_id(), created_at=now_iso(), models=[m.key for m in models],
+        model_specs={m.key: m.model_dump(exclude_none=True) for m in models},
+        scenario_ids=[s.id for s in scenarios], repeats=repeats, concurrency=concurrency,
+        selection=selection, scenarios_dirs=list(scenarios_dirs), models_file=models_file,
+        agentbench_version=__version__,
+    )
+
+
+async def execute_plan(plan: RunPlan, library: ScenarioLibrary, store: ResultStore,
+                       on_result: OnResult | None = None) -> list[ScenarioResult]:
+    """Run everything in ``plan`` that the store does not hold yet; return the new results."""
+    done = store.recover(plan.run_id)
+    fresh: list[ScenarioResult] = []
+    for key in plan.models:
+        todo = [(s, r) for (m, s, r) in plan.work_items() if m == key and (m, s, r) not in done]
+        if not todo:
+            continue
+        backend = make_backend(ModelSpec.model_validate(plan.model_specs[key]))
+        gate = asyncio.Semaphore(plan.concurrency)
+
+        async def one(scenario_id: str, repeat: int) -> None:
+            async with gate:
+                result = await run_scenario(library.get(scenario_id), backend, run_id=plan.run_id,
+                                            repeat=repeat, tool_options=plan.tool_options)
+            store.append(result)
+            fresh.append(result)
+            if on_result is not None:
+                on_result(result)
+
+        await backend.start()
+        try:
+            await asyncio.gather(*(one(s, r) for s, r in todo))
+        finally:
+            await backend.stop()
+    store.finish_run(plan.run_id, "completed")
+    return fresh
