@@ -75,7 +75,8 @@ def recursion_limit(max_steps: int) -> int:
 
 def _sanitize_calls(message: AIMessage) -> AIMessage:
     """Move unparseable calls into ordinary calls with empty arguments (see module docstring)."""
-    calls, invalid = [], []
+    calls: list[dict[str, Any]] = []
+    invalid: list[dict[str, Any]] = []
     for call in message.tool_calls:
         call_id = call.get("id") or f"call_{uuid.uuid4().hex[:12]}"
         if isinstance(call.get("args"), dict):
@@ -83,8 +84,8 @@ def _sanitize_calls(message: AIMessage) -> AIMessage:
         else:  # JSON that parsed to a list or a scalar is as unusable as broken JSON
             invalid.append({"name": call["name"], "args": json.dumps(call.get("args")),
                             "id": call_id, "error": "arguments are not a JSON object"})
-    for bad in message.invalid_tool_calls:
-        invalid.append({**bad, "id": bad.get("id") or f"call_{uuid.uuid4().hex[:12]}"})
+    for unparsed in message.invalid_tool_calls:
+        invalid.append({**dict(unparsed), "id": unparsed.get("id") or f"call_{uuid.uuid4().hex[:12]}"})
     if not invalid and len(calls) == len(message.tool_calls) and all(
         c["id"] == o.get("id") for c, o in zip(calls, message.tool_calls)
     ):
@@ -108,7 +109,8 @@ def _strict_calls(merged: Any, message: BaseMessage) -> BaseMessage:
     if not chunks or not isinstance(message, AIMessage):
         return message
     raw = {c.get("id"): c.get("args") or "" for c in chunks if c.get("id")}
-    calls, invalid = [], list(message.invalid_tool_calls)
+    calls: list[Any] = []
+    invalid: list[Any] = list(message.invalid_tool_calls)
     for call in message.tool_calls:
         text = raw.get(call.get("id"))
         if text is None or not text.strip():

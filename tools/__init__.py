@@ -1,11 +1,12 @@
 """agentbench's real tools (installed as ``agentbench.tools``).
 
-Importing this package registers the built-in tools; each import below is one tool module's
-registration line.
+Importing this package registers the built-in tools: each module below registers its tools when
+imported, so adding a tool is one module plus one name in the import line.
 """
 
 from __future__ import annotations
 
+from . import calculator, files  # registers the built-in tools
 from .registry import (
     ToolContext,
     ToolResult,
@@ -18,14 +19,14 @@ from .registry import (
     tool_spec,
 )
 
-from . import calculator, files  # noqa: E402,F401,I001  (registers the built-in tools)
-
 __all__ = [
     "ToolContext",
     "ToolResult",
     "ToolSpec",
     "all_tool_specs",
     "build_tools",
+    "calculator",
+    "files",
     "register_tool",
     "render_result",
     "tool_names",

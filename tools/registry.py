@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -22,8 +22,8 @@ from pydantic import BaseModel
 from agentbench.errors import ConfigError
 
 #: What a tool implementation may return: text, or JSON-serialisable data.
-ToolResult = Union[str, int, float, bool, None, dict[str, Any], list[Any]]
-ToolImpl = Callable[["ToolContext", Any], Union[ToolResult, Awaitable[ToolResult]]]
+ToolResult = str | int | float | bool | None | dict[str, Any] | list[Any]
+ToolImpl = Callable[["ToolContext", Any], ToolResult | Awaitable[ToolResult]]
 
 
 @dataclass

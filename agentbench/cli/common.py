@@ -20,7 +20,7 @@ from agentbench.store import ResultStore, results_dir
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # soft wrap: file:line messages stay on one line
 
 ScenariosDirOption = Annotated[
     list[Path] | None,
@@ -36,6 +36,12 @@ ResultsDirOption = Annotated[
     Path | None,
     typer.Option("--results-dir", help="Where runs are stored (default ./agentbench-results, "
                  "or AGENTBENCH_RESULTS_DIR).", show_default=False),
+]
+BaseUrlOption = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.", show_default=False)
+]
+ModelNameOption = Annotated[
+    str | None, typer.Option(help="Model name served at --base-url (it becomes the model key).", show_default=False)
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 

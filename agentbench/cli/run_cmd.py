@@ -68,15 +68,15 @@ def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str]) -> d
 
 
 def run_command(
-    suite: Annotated[str | None, typer.Option("--suite", help="Named suite (see `agentbench scenarios list`); default: full.")] = None,
-    scenarios: Annotated[str | None, typer.Option("--scenarios", help="Scenario ids or glob patterns, comma-separated.")] = None,
-    models: Annotated[str | None, typer.Option("--models", help=f"Model keys, comma-separated (default {DEFAULT_MODELS}).")] = None,
-    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs of each scenario per model.")] = 1,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Scenario runs in flight per model.")] = 4,
-    resume: Annotated[str | None, typer.Option("--resume", help="Finish an interrupted run (its stored plan is used).")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")] = None,
-    model_name: Annotated[str | None, typer.Option("--model-name", help="Model name served at --base-url (becomes a model key).")] = None,
-    report_dir: Annotated[Path | None, typer.Option("--report-dir", help="Where to write the report (default: inside the run's folder).")] = None,
+    suite: Annotated[str | None, typer.Option(help="Named suite (`agentbench scenarios list`); default: full.")] = None,
+    scenarios: Annotated[str | None, typer.Option(help="Scenario ids or glob patterns, comma-separated.")] = None,
+    models: Annotated[str | None, typer.Option(help=f"Model keys, comma-separated (default {DEFAULT_MODELS}).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs of each scenario per model.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="Scenario runs in flight per model.")] = 4,
+    resume: Annotated[str | None, typer.Option(help="Finish an interrupted run (its stored plan is used).")] = None,
+    base_url: common.BaseUrlOption = None,
+    model_name: common.ModelNameOption = None,
+    report_dir: Annotated[Path | None, typer.Option(help="Report folder (default: inside the run's folder).")] = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write a report.")] = False,
     json_output: common.JsonOption = False,
     scenarios_dir: common.ScenariosDirOption = None,
@@ -91,7 +91,7 @@ def run_command(
     else:
         lib = common.library(scenarios_dir)
         entries = common.registry(models_file, base_url, model_name)
-        keys = models or (model_name if base_url else DEFAULT_MODELS)
+        keys = models or (model_name if base_url and model_name else DEFAULT_MODELS)
         specs = [resolve_model(k.strip(), entries) for k in keys.split(",") if k.strip()]
         if suite and scenarios:
             raise typer.BadParameter("give --suite or --scenarios, not both")
@@ -102,7 +102,8 @@ def run_command(
                          models_file=str(models_file) if models_file else None)
         store.create_run(plan)
     all_results = _execute(plan, lib, store, quiet=json_output)
-    paths = None if no_report else write_report(plan, all_results, report_dir or store.root / "runs" / plan.run_id / "report")
+    report_to = report_dir or store.root / "runs" / plan.run_id / "report"
+    paths = None if no_report else write_report(plan, all_results, report_to)
     if json_output:
         common.print_json({"run_id": plan.run_id, "report": [str(p) for p in paths or []],
                            "summary": _summary_json(all_results, plan.models),
@@ -130,8 +131,8 @@ def scenario_command(
     name: Annotated[str, typer.Argument(help="Scenario id (see `agentbench scenarios list`).")],
     model: Annotated[str | None, typer.Option("--model", help="Model key (default: reference).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="How many times to run it.")] = 1,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint.")] = None,
-    model_name: Annotated[str | None, typer.Option("--model-name", help="Model name served at --base-url.")] = None,
+    base_url: common.BaseUrlOption = None,
+    model_name: common.ModelNameOption = None,
     json_output: common.JsonOption = False,
     scenarios_dir: common.ScenariosDirOption = None,
     models_file: common.ModelsFileOption = None,
@@ -141,7 +142,7 @@ def scenario_command(
     lib = common.library(scenarios_dir)
     scenario = lib.get(name)
     entries = common.registry(models_file, base_url, model_name)
-    spec = resolve_model(model or (model_name if base_url else "reference"), entries)
+    spec = resolve_model(model or (model_name if base_url and model_name else "reference"), entries)
     store = common.store(results)
     plan = make_plan([spec], [scenario], repeats=repeats, concurrency=1, selection=f"scenario {name}",
                      scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []])

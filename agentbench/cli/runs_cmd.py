@@ -12,6 +12,7 @@ from agentbench.cli.common import out
 from agentbench.report.render import run_intro, write_report
 from agentbench.report.tables import Table, report_tables
 
+DEFAULT_REPORT_DIR = Path("agentbench-report")
 runs_app = typer.Typer(help="Stored runs.", no_args_is_help=True)
 
 
@@ -46,7 +47,7 @@ def show_run(run_id: Annotated[str | None, typer.Argument(help="Run id (default:
 
 def report_command(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest).")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.md and report.html.")] = Path("agentbench-report"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.md and report.html.")] = DEFAULT_REPORT_DIR,
     results: common.ResultsDirOption = None,
 ) -> None:
     """Write a run's report as Markdown and a self-contained HTML page."""

@@ -38,7 +38,8 @@ def list_scenarios(json_output: common.JsonOption = False, scenarios_dir: common
     table.rows = [[s.id, s.category, s.difficulty, str(len(s.turns)), ", ".join(s.tools), s.title] for s in scenarios]
     common.print_table(table)
     counts = Counter(s.category for s in scenarios)
-    common.print_table(Table("By category", ["category", "scenarios"], [[c, str(n)] for c, n in sorted(counts.items())]))
+    by_category = [[c, str(n)] for c, n in sorted(counts.items())]
+    common.print_table(Table("By category", ["category", "scenarios"], by_category))
     common.print_table(Table("Suites", ["suite", "scenarios", "description"],
                              [[n, str(len(ids)), lib.suites[n].description] for n, ids in suites.items()]))
 

@@ -92,6 +92,8 @@ def describe_matcher(matcher: ArgMatcher) -> str:
 def match_argument(matcher: ArgMatcher, value: Any = _MISSING) -> Verdict:
     """Does an argument value (or its absence) satisfy ``matcher``?"""
     if value is _MISSING:
+        if matcher.optional:
+            return Verdict(True, "is absent (optional)")
         return Verdict(False, f"is missing, expected {describe_matcher(matcher)}")
     kind = matcher.kind
     if kind == "any":
@@ -183,7 +185,9 @@ def _match_strict(expected: Sequence[ExpectedCall], actual: Sequence[Call]) -> V
     return Verdict(True, f"strict: all {len(expected)} calls matched in order")
 
 
-_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+# A number standing on its own: not part of a word ("E504"), a version ("v1.2") or a date's
+# later fields ("2024-05-14" holds 2024 only).
+_NUMBER = re.compile(r"(?<![\w.\-])-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
 
 
 def numbers_in(text: str) -> list[float]:

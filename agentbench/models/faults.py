@@ -114,27 +114,43 @@ def _with_calls(turn: ScriptTurn, calls: list[ScriptedCall], parallel: bool, fau
     return ScriptTurn(tuple(steps))
 
 
-def noisy_script(scenario: Scenario, seed: int, rate: float, repeat: int = 0) -> tuple[list[ScriptTurn], Fault | None]:
-    """The gold script with at most one seeded fault; returns the script and the fault."""
+#: A candidate fault and what it changes: the faulty call list of its turn, or the wrong answer.
+Candidate = tuple[Fault, Any]
+
+
+def fault_candidates(scenario: Scenario) -> list[Candidate]:
+    """Every fault that could be injected into ``scenario`` and that its expectations catch."""
     script = gold_script(scenario)
-    rng = random.Random(f"{seed}:{scenario.id}:{repeat}")
-    if rng.random() >= rate:
-        return script, None
-    candidates: list[tuple[Fault, Any]] = []
+    candidates: list[Candidate] = []
     for t, gold in enumerate(scenario.solution):
         calls = [c for step in script[t].steps for c in step.calls]
         candidates += _call_faults(scenario, t, calls)
         answer_fault = _answer_fault(scenario, t, gold.answer)
         if answer_fault:
             candidates.append(answer_fault)
-    if not candidates:
-        return script, None
-    fault, change = rng.choice(candidates)
-    fault = replace(fault, expected_grader=EXPECTED_GRADER[fault.kind])
+    return [(replace(f, expected_grader=EXPECTED_GRADER[f.kind]), change) for f, change in candidates]
+
+
+def apply_fault(scenario: Scenario, candidate: Candidate) -> list[ScriptTurn]:
+    """The gold script of ``scenario`` with one candidate fault injected."""
+    script = gold_script(scenario)
+    fault, change = candidate
     t = fault.turn
     if fault.kind == "wrong_answer":
         last = replace(script[t].steps[-1], answer=change, fault=fault.as_dict())
         script[t] = ScriptTurn((*script[t].steps[:-1], last))
     else:
         script[t] = _with_calls(script[t], change, scenario.solution[t].parallel, fault)
-    return script, fault
+    return script
+
+
+def noisy_script(scenario: Scenario, seed: int, rate: float, repeat: int = 0) -> tuple[list[ScriptTurn], Fault | None]:
+    """The gold script with at most one seeded fault (probability ``rate``); and that fault."""
+    rng = random.Random(f"{seed}:{scenario.id}:{repeat}")
+    if rng.random() >= rate:
+        return gold_script(scenario), None
+    candidates = fault_candidates(scenario)
+    if not candidates:
+        return gold_script(scenario), None
+    candidate = rng.choice(candidates)
+    return apply_fault(scenario, candidate), candidate[0]

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentbench.errors import ConfigError
-from agentbench.scenario.yaml_source import format_path, parse_yaml
+from agentbench.scenario.problems import validation_problems
+from agentbench.scenario.yaml_source import parse_yaml
 
 ENV_MODELS_FILE = "AGENTBENCH_MODELS_FILE"
 
@@ -64,13 +65,13 @@ def _read_entries(text: str, source: str) -> dict[str, ModelSpec]:
         raise ConfigError(f"{source}: a model registry maps model keys to entries")
     entries: dict[str, ModelSpec] = {}
     for key, body in doc.data.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{doc.problem((key,), 'a model entry is a mapping (backend: ..., ...)')}")
         try:
-            entries[str(key)] = ModelSpec.model_validate({**(body or {}), "key": str(key)})
+            entries[str(key)] = ModelSpec.model_validate({**body, "key": str(key)})
         except ValidationError as exc:
-            lines = [str(doc.problem((key, *e["loc"]), e["msg"])) for e in exc.errors()]
+            lines = [str(p) for p in validation_problems(exc, doc, ModelSpec, (key,))]
             raise ConfigError("invalid model registry:\n" + "\n".join(lines)) from None
-        except TypeError:
-            raise ConfigError(f"{source}: entry {format_path((key,))} must be a mapping") from None
     return entries
 
 

@@ -22,7 +22,13 @@ from agentbench.errors import EndpointError
 from agentbench.grading.graders import GradingInput, grade
 from agentbench.graphs import recursion_limit, tool_loop
 from agentbench.models.backends import Backend
-from agentbench.runner.records import ModelCallRecord, Outcome, ScenarioResult, ToolCallRecord, TurnRecord
+from agentbench.runner.records import (
+    ModelCallRecord,
+    Outcome,
+    ScenarioResult,
+    ToolCallRecord,
+    TurnRecord,
+)
 from agentbench.runner.transcript import (
     faults_in,
     final_answer,
@@ -87,7 +93,8 @@ async def run_scenario(scenario: Scenario, backend: Backend, *, run_id: str, rep
                               system=scenario.system, max_steps=scenario.max_steps)
             await _play_turns(scenario, graph, progress)
         except ENDPOINT_ERRORS as exc:
-            progress.outcome, progress.error = "endpoint_error", f"{type(exc).__name__}: {exc}"
+            where = f" (endpoint {backend.spec.base_url})" if backend.spec.base_url else ""
+            progress.outcome, progress.error = "endpoint_error", f"{type(exc).__name__}: {exc}{where}"
         except Exception:  # a bug somewhere: record it loudly, keep the suite going
             progress.outcome, progress.error = "error", traceback.format_exc(limit=20)
         grades = grade(GradingInput(scenario, progress.turns, progress.tool_calls, progress.outcome,

@@ -31,6 +31,30 @@ def make_plan(models: Sequence[ModelSpec], scenarios: Sequence[Scenario], *, rep
     )
 
 
+async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], library: ScenarioLibrary,
+                     store: ResultStore, on_result: OnResult | None) -> list[ScenarioResult]:
+    """One model's share of a run: start its backend, run its scenarios concurrently, stop it."""
+    backend = make_backend(ModelSpec.model_validate(plan.model_specs[key]))
+    gate = asyncio.Semaphore(plan.concurrency)
+    fresh: list[ScenarioResult] = []
+
+    async def one(scenario_id: str, repeat: int) -> None:
+        async with gate:
+            result = await run_scenario(library.get(scenario_id), backend, run_id=plan.run_id,
+                                        repeat=repeat, tool_options=plan.tool_options)
+        store.append(result)  # before anything else can fail: a graded result is never lost
+        fresh.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    await backend.start()
+    try:
+        await asyncio.gather(*(one(s, r) for s, r in todo))
+    finally:
+        await backend.stop()
+    return fresh
+
+
 async def execute_plan(plan: RunPlan, library: ScenarioLibrary, store: ResultStore,
                        on_result: OnResult | None = None) -> list[ScenarioResult]:
     """Run everything in ``plan`` that the store does not hold yet; return the new results."""
@@ -38,24 +62,7 @@ async def execute_plan(plan: RunPlan, library: ScenarioLibrary, store: ResultSto
     fresh: list[ScenarioResult] = []
     for key in plan.models:
         todo = [(s, r) for (m, s, r) in plan.work_items() if m == key and (m, s, r) not in done]
-        if not todo:
-            continue
-        backend = make_backend(ModelSpec.model_validate(plan.model_specs[key]))
-        gate = asyncio.Semaphore(plan.concurrency)
-
-        async def one(scenario_id: str, repeat: int) -> None:
-            async with gate:
-                result = await run_scenario(library.get(scenario_id), backend, run_id=plan.run_id,
-                                            repeat=repeat, tool_options=plan.tool_options)
-            store.append(result)
-            fresh.append(result)
-            if on_result is not None:
-                on_result(result)
-
-        await backend.start()
-        try:
-            await asyncio.gather(*(one(s, r) for s, r in todo))
-        finally:
-            await backend.stop()
+        if todo:
+            fresh += await _run_model(plan, key, todo, library, store, on_result)
     store.finish_run(plan.run_id, "completed")
     return fresh

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 
 from agentbench.graphs import META
 from agentbench.runner.records import MessageRecord, ModelCallRecord, ToolCallRecord
@@ -43,8 +43,9 @@ def message_record(message: BaseMessage) -> MessageRecord:
     if isinstance(message, ToolMessage):
         return MessageRecord(role="tool", content=content, tool_call_id=message.tool_call_id,
                              name=message.name, status=message.response_metadata.get(META, {}).get("status"))
-    role = "user" if isinstance(message, HumanMessage) else "system" if isinstance(message, SystemMessage) else "user"
-    return MessageRecord(role=role, content=content)
+    if isinstance(message, SystemMessage):
+        return MessageRecord(role="system", content=content)
+    return MessageRecord(role="user", content=content)
 
 
 def model_call_records(messages: Sequence[BaseMessage], turn: int) -> list[ModelCallRecord]:
@@ -52,8 +53,8 @@ def model_call_records(messages: Sequence[BaseMessage], turn: int) -> list[Model
     records = []
     for step, message in enumerate(m for m in messages if isinstance(m, AIMessage)):
         timing = message.response_metadata.get(META, {})
-        usage = message.usage_metadata or {}
-        details = usage.get("output_token_details") or {}
+        usage: dict[str, Any] = dict(message.usage_metadata or {})
+        details: dict[str, Any] = dict(usage.get("output_token_details") or {})
         records.append(ModelCallRecord(
             turn=turn, step=step, latency_s=timing.get("latency_s", 0.0), ttft_s=timing.get("ttft_s"),
             input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
@@ -69,12 +70,13 @@ def tool_call_records(messages: Sequence[BaseMessage], turn: int) -> list[ToolCa
     for step, message in enumerate(m for m in messages if isinstance(m, AIMessage)):
         invalid = {i["id"]: i for i in message.response_metadata.get("invalid_tool_calls", [])}
         for call in message.tool_calls:
-            result = results.get(call["id"])
+            ident = call["id"] or ""  # the graph gives every call an id
+            result = results.get(ident)
             meta = result.response_metadata.get(META, {}) if result is not None else {}
-            bad = invalid.get(call["id"])
+            bad = invalid.get(ident)
             raw = bad.get("args") if bad else None
             records.append(ToolCallRecord(
-                turn=turn, step=step, id=call["id"], name=call["name"],
+                turn=turn, step=step, id=ident, name=call["name"],
                 args=call["args"] if bad is None else {},
                 raw_args=raw if isinstance(raw, str) or raw is None else json.dumps(raw),
                 status=meta.get("status", "malformed" if bad else "ok"),

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import difflib
 import os
-import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from agentbench.errors import Problem, ScenarioError
 from agentbench.scenario.consistency import consistency_problems
+from agentbench.scenario.problems import validation_problems
 from agentbench.scenario.schema import Scenario
 from agentbench.scenario.suites import SUITES_FILE, Suite, parse_suites
-from agentbench.scenario.yaml_source import DataPath, SourceDoc, parse_yaml
+from agentbench.scenario.yaml_source import parse_yaml
 
 ENV_SCENARIOS_DIR = "AGENTBENCH_SCENARIOS_DIR"
 
@@ -37,9 +36,9 @@ def parse_scenario(text: str, file: str) -> tuple[Scenario | None, list[Problem]
     try:
         scenario = Scenario.model_validate(doc.data).with_source(file)
     except ValidationError as exc:
-        return None, problems + _validation_problems(exc, doc)
+        return None, sorted(problems + validation_problems(exc, doc, Scenario), key=lambda p: (p.line, p.column))
     problems += consistency_problems(scenario, doc)
-    return (None if problems else scenario), problems
+    return (None if problems else scenario), sorted(problems, key=lambda p: (p.line, p.column))
 
 
 def load_scenario_file(path: Path) -> Scenario:
@@ -80,80 +79,10 @@ def validate_paths(paths: Sequence[Path]) -> tuple[int, list[Problem]]:
             problems += exc.problems or [Problem(str(file), 1, 1, "", str(exc))]
             continue
         if scenario.id in seen:
-            problems.append(Problem(str(file), 1, 1, "id", f"duplicate id {scenario.id!r} (also in {seen[scenario.id]})"))
+            message = f"duplicate id {scenario.id!r} (also in {seen[scenario.id]})"
+            problems.append(Problem(str(file), 1, 1, "id", message))
         seen[scenario.id] = str(file)
     return len(files), problems
-
-
-def _validation_problems(exc: ValidationError, doc: SourceDoc) -> list[Problem]:
-    problems = []
-    for err in exc.errors():
-        path = _data_path(doc.data, err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = _unknown_key_message(path)
-        elif err["type"] == "missing":
-            message = f"missing required field {path[-1]!r}"
-            path = path[:-1] if path[-1:] == (err["loc"][-1],) else path
-            problems.append(doc.problem(path, message))
-            continue
-        problems.append(doc.problem(path, message))
-    return problems
-
-
-def _data_path(data: Any, loc: tuple[Any, ...]) -> DataPath:
-    """The part of a pydantic error location that exists in the data (drops union tags)."""
-    path: list[Any] = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        elif part == loc[-1] and isinstance(part, str) and not part.startswith(("function-", "json-")):
-            path.append(part)  # a missing field: keep its name
-            break
-        else:
-            continue
-        path.append(part)
-    return tuple(path)
-
-
-def _unknown_key_message(path: DataPath) -> str:
-    key = path[-1]
-    allowed = _allowed_keys(Scenario, path[:-1])
-    if not allowed:
-        return f"unknown key {key!r}"
-    close = difflib.get_close_matches(str(key), allowed, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {key!r}{hint} (allowed: {', '.join(allowed)})"
-
-
-def _allowed_keys(model: type[BaseModel], path: DataPath) -> list[str]:
-    """The field names of the model that sits at ``path`` under ``model``."""
-    current: Any = model
-    for part in path:
-        if typing.get_origin(current) in (list, dict):
-            current = typing.get_args(current)[-1]  # a list index or a mapping key
-            continue
-        found = current if _is_model(current) else _inner_model(current)
-        if found is None or part not in found.model_fields:
-            return []
-        current = found.model_fields[part].annotation
-    found = current if _is_model(current) else _inner_model(current)
-    return sorted(found.model_fields) if found is not None else []
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _inner_model(tp: Any) -> Any:
-    """The model inside ``list[M]``, ``dict[str, M]`` or ``M | None``."""
-    for arg in reversed(typing.get_args(tp)):
-        if _is_model(arg):
-            return arg
-    return None
 
 
 @dataclass

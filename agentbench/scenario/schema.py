@@ -72,7 +72,8 @@ class ArgMatcher(_Strict):
     ``exact``: equal after JSON normalisation (1 == 1.0). ``normalized``: equal ignoring case,
     whitespace and punctuation. ``number``: a number within ``tolerance`` (absolute) of this one.
     ``regex``: the value (as text) matches with ``re.search``. ``one_of``: equal (as ``normalized``)
-    to one of these. ``any``: the argument is present, whatever its value.
+    to one of these. ``any``: the argument is present, whatever its value. Add ``optional: true``
+    to let the argument be left out (e.g. a parameter with a default); when given, it must match.
     """
 
     exact: Any = None
@@ -82,13 +83,14 @@ class ArgMatcher(_Strict):
     regex: str | None = None
     one_of: list[Any] | None = None
     any: bool | None = None
+    optional: bool = False
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             return {"exact": value}
-        return _one_key_of(value, ARG_MATCHERS, "argument matcher", {"tolerance"})
+        return _one_key_of(value, ARG_MATCHERS, "argument matcher", {"tolerance", "optional"})
 
     @field_validator("regex")
     @classmethod

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentbench.errors import Problem
+from agentbench.scenario.problems import validation_problems
 from agentbench.scenario.schema import Category, Scenario
 from agentbench.scenario.yaml_source import parse_yaml
 
@@ -62,6 +63,5 @@ def parse_suites(path: Path, existing: dict[str, Suite], problems: list[Problem]
         try:
             suites[str(name)] = Suite.model_validate(body)
         except ValidationError as exc:
-            for err in exc.errors():
-                problems.append(doc.problem((name, *err["loc"]), err["msg"]))
+            problems += validation_problems(exc, doc, Suite, (name,))
     return suites

@@ -74,13 +74,14 @@ class _Converter:
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 self.problems.append(self._at(where, (*path, str(key)), "keys must be plain text"))
                 continue
+            key_path = (*path, key)
             if key in result:
-                message = f"duplicate key {key!r} (the first one is on line {self.doc.marks[(*path, key)][0]})"
-                self.problems.append(self._at(where, (*path, key), message))
+                first = self.doc.marks[key_path][0]
+                self.problems.append(self._at(where, key_path, f"duplicate key {key!r} (first on line {first})"))
                 continue
             # Point a field's errors at its key, which is where a reader looks.
-            self.doc.marks[(*path, key)] = where
-            result[key] = self.convert(value_node, (*path, key), depth + 1)
+            self.doc.marks[key_path] = where
+            result[key] = self.convert(value_node, key_path, depth + 1)
         return result
 
     def _at(self, where: tuple[int, int], path: DataPath, message: str) -> Problem:

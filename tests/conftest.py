@@ -1,0 +1,64 @@
+"""Shared fixtures: the built-in library, scenario files written on the fly, a results dir."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agentbench.scenario.loader import ScenarioLibrary, load_library
+
+VALID_SCENARIO = """\
+id: demo_tip
+title: Demo tip
+category: function_calling
+description: A small valid scenario used by tests.
+tools: [calculator]
+max_steps: 4
+turns:
+  - user: What is 15% of 80?
+    expect:
+      tool_calls:
+        mode: strict
+        calls:
+          - name: calculator
+            args:
+              expression: {regex: '80'}
+      answer:
+        - number: 12
+solution:
+  - tool_calls:
+      - name: calculator
+        args: {expression: "80 * 0.15"}
+    answer: It is 12.
+"""
+
+
+@pytest.fixture(scope="session")
+def library() -> ScenarioLibrary:
+    """The built-in scenario library (loaded once)."""
+    return load_library()
+
+
+@pytest.fixture
+def write_scenario(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write YAML text (dedented) to ``tmp_path/scenarios/NAME`` and return the path."""
+
+    def write(text: str, name: str = "scenario.yaml") -> Path:
+        folder = tmp_path / "scenarios"
+        folder.mkdir(exist_ok=True)
+        path = folder / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private results directory, also set as AGENTBENCH_RESULTS_DIR."""
+    folder = tmp_path / "results"
+    monkeypatch.setenv("AGENTBENCH_RESULTS_DIR", str(folder))
+    return folder
