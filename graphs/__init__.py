@@ -5,6 +5,14 @@
 
 from __future__ import annotations
 
-from .tool_loop import META, ToolLoopState, recursion_limit, steps_in_turn, tool_loop
+from .tool_loop import BINDING_KEY, META, LoopBinding, ToolLoopState, recursion_limit, steps_in_turn, tool_loop
 
-__all__ = ["META", "ToolLoopState", "recursion_limit", "steps_in_turn", "tool_loop"]
+__all__ = [
+    "BINDING_KEY",
+    "META",
+    "LoopBinding",
+    "ToolLoopState",
+    "recursion_limit",
+    "steps_in_turn",
+    "tool_loop",
+]

@@ -13,8 +13,8 @@ Differences from ``langgraph.prebuilt`` that matter for evaluation and for produ
 - ``max_steps`` bounds the model calls in one user turn; reaching it ends the turn with
   ``outcome == "step_limit"`` (pending calls are answered "not executed", so the history stays
   valid for the next turn) instead of raising ``GraphRecursionError``.
-- Each model call's wall time and time to first token, and each tool call's latency and status,
-  are recorded in the messages' ``response_metadata["agentbench"]``.
+- Each model call's wall time (and time to first output, when streaming), and each tool call's
+  latency and status, are recorded in the messages' ``response_metadata["agentbench"]``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -34,9 +35,11 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
@@ -133,24 +136,28 @@ def _chunk_has_output(chunk: BaseMessage) -> bool:
     )
 
 
-async def _stream_model(
-    model: Runnable[Any, Any], messages: list[BaseMessage], config: RunnableConfig
-) -> AIMessage:
-    """Call the model, streaming, and record wall time and time to first output."""
+async def _call_model(model: Runnable[Any, Any], messages: list[BaseMessage], config: RunnableConfig,
+                      stream: bool) -> AIMessage:
+    """Call the model and record its wall time (and, when streaming, time to first output)."""
     start = time.perf_counter()
     first: float | None = None
-    merged: Any = None
-    async for chunk in model.astream(messages, config):
-        if first is None and _chunk_has_output(chunk):
-            first = time.perf_counter()
-        merged = chunk if merged is None else merged + chunk
-    if merged is None:
-        raise RuntimeError("the model returned an empty stream")
-    message = _strict_calls(merged, message_chunk_to_message(merged))
+    if stream:
+        chunks: list[Any] = []
+        async for chunk in model.astream(messages, config):
+            if first is None and _chunk_has_output(chunk):
+                first = time.perf_counter()
+            chunks.append(chunk)
+        if not chunks:
+            raise RuntimeError("the model returned an empty stream")
+        # One merge at the end: merging chunk by chunk re-parses the tool-call JSON every time.
+        merged = chunks[0] if len(chunks) == 1 else add_ai_message_chunks(chunks[0], *chunks[1:])
+        message = _strict_calls(merged, message_chunk_to_message(merged))
+    else:
+        message = await model.ainvoke(messages, config)
     if not isinstance(message, AIMessage):
         raise TypeError(f"the model returned {type(message).__name__}, not an AIMessage")
     end = time.perf_counter()
-    timing = {"latency_s": end - start, "ttft_s": (first or end) - start}
+    timing = {"latency_s": end - start, "ttft_s": None if first is None else first - start}
     meta = {**message.response_metadata, META: {**message.response_metadata.get(META, {}), **timing}}
     return message.model_copy(update={"response_metadata": meta})
 
@@ -190,40 +197,87 @@ async def _run_call(call: dict[str, Any], tools: dict[str, BaseTool], config: Ru
                        response_metadata={META: {"status": "ok", "latency_s": latency}})
 
 
+#: ``config["configurable"]`` key under which one invocation may supply its own ``LoopBinding``.
+BINDING_KEY = "agentbench_loop_binding"
+_SCHEMAS: dict[tuple[str, str, type], dict[str, Any]] = {}
+
+
+def _tool_schema(tool: BaseTool) -> BaseTool | dict[str, Any]:
+    """The OpenAI schema of a tool, converted once per (name, description, argument model)."""
+    schema = tool.args_schema
+    if not isinstance(schema, type):
+        return tool
+    key = (tool.name, tool.description, schema)
+    if key not in _SCHEMAS:
+        _SCHEMAS[key] = convert_to_openai_tool(tool)
+    return _SCHEMAS[key]
+
+
+@dataclass(frozen=True)
+class LoopBinding:
+    """The model (with its tools bound) and the tools one invocation of a tool loop uses."""
+
+    model: Runnable[Any, Any]
+    tools: dict[str, BaseTool]
+    stream: bool
+
+    @classmethod
+    def of(cls, model: BaseChatModel | Runnable[Any, Any], tools: Sequence[BaseTool],
+           stream: bool | None = None) -> LoopBinding:
+        """Bind ``tools`` to ``model``; ``stream`` defaults to the model's own ``streaming``."""
+        bound = model
+        if tools and isinstance(model, BaseChatModel):
+            bound = model.bind_tools([_tool_schema(t) for t in tools])
+        streamed = bool(getattr(model, "streaming", False)) if stream is None else stream
+        return cls(bound, {t.name: t for t in tools}, streamed)
+
+
 def tool_loop(
-    model: BaseChatModel | Runnable[Any, Any],
-    tools: Sequence[BaseTool],
+    model: BaseChatModel | Runnable[Any, Any] | None,
+    tools: Sequence[BaseTool] = (),
     *,
     system: str | None = None,
     max_steps: int = 10,
     checkpointer: Checkpointer = None,
     name: str = "tool_loop",
+    stream: bool | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Build the compiled tool-loop graph for any LangChain chat model and tools.
 
     Invoke it with ``{"messages": [HumanMessage(...)]}`` and
     ``config={"recursion_limit": recursion_limit(max_steps)}`` (plus a ``thread_id`` when a
     checkpointer keeps the conversation between turns). The result's ``outcome`` says how the
-    turn ended: ``completed`` (a final answer) or ``step_limit``.
+    turn ended: ``completed`` (a final answer) or ``step_limit``. ``stream`` (default: the
+    model's own ``streaming`` setting) streams each call, recording its time to first output.
+
+    One compiled graph can serve many concurrent conversations with different models or tools:
+    build it with ``model=None`` and pass ``LoopBinding.of(model, tools)`` per invocation as
+    ``config["configurable"][BINDING_KEY]`` (compiling a graph costs milliseconds; binding, not).
     """
     if max_steps < 1:
         raise ValueError("max_steps must be at least 1")
-    by_name = {t.name: t for t in tools}
-    bound: Runnable[Any, Any] = (
-        model.bind_tools(list(tools)) if tools and isinstance(model, BaseChatModel) else model
-    )
+    default = LoopBinding.of(model, tools, stream) if model is not None else None
     prefix: list[BaseMessage] = [SystemMessage(content=system)] if system else []
 
+    def binding(config: RunnableConfig) -> LoopBinding:
+        chosen = (config.get("configurable") or {}).get(BINDING_KEY) or default
+        if chosen is None:
+            raise ValueError(f"this tool loop was built without a model: pass a LoopBinding as "
+                             f"config['configurable'][{BINDING_KEY!r}]")
+        return chosen
+
     async def call_model(state: ToolLoopState, config: RunnableConfig) -> dict[str, Any]:
-        response = _sanitize_calls(await _stream_model(bound, [*prefix, *state["messages"]], config))
+        bound = binding(config)
+        response = await _call_model(bound.model, [*prefix, *state["messages"]], config, bound.stream)
+        response = _sanitize_calls(response)
         return {"messages": [response], "outcome": "running" if response.tool_calls else "completed"}
 
     async def call_tools(state: ToolLoopState, config: RunnableConfig) -> dict[str, Any]:
         last = state["messages"][-1]
         assert isinstance(last, AIMessage)
+        tools = binding(config).tools
         invalid = {c["id"]: c for c in last.response_metadata.get("invalid_tool_calls", [])}
-        results = [await _run_call(dict(call), by_name, config, invalid) for call in last.tool_calls]
-        return {"messages": results}
+        return {"messages": [await _run_call(dict(call), tools, config, invalid) for call in last.tool_calls]}
 
     def stop_at_limit(state: ToolLoopState) -> dict[str, Any]:
         last = state["messages"][-1]

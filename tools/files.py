@@ -199,6 +199,7 @@ inclusive) to read only part of a long file, e.g. start_line=10, end_line=20. Ou
 256 KiB is truncated with a marker telling you to read the rest by line range. Files that are not
 valid UTF-8 are shown with replacement characters and a note.""",
     group="files",
+    blocking=False,  # quick local file work: runs inline, no thread hop
 )
 def read_file(ctx: ToolContext, args: ReadFileArgs) -> str:
     """Return the text of ``args.path`` (optionally a line range), truncated at 256 KiB."""
@@ -226,6 +227,7 @@ Missing parent directories are created. Use edit_file instead to change part of 
 The path is relative to the workspace (e.g. 'out/result.txt'); content is the complete file text.
 At most 1 MiB per write. Returns a confirmation such as "wrote 42 bytes to out/result.txt".""",
     group="files",
+    blocking=False,  # quick local file work: runs inline, no thread hop
 )
 def write_file(ctx: ToolContext, args: WriteFileArgs) -> str:
     """Write ``args.content`` to ``args.path``, creating parent directories."""
@@ -253,6 +255,7 @@ nothing is changed and the error says how many times it was found: add surroundi
 it unique. Example: path='config.ini', old_text='debug = true', new_text='debug = false'.
 Returns a confirmation with the file's new size.""",
     group="files",
+    blocking=False,  # quick local file work: runs inline, no thread hop
 )
 def edit_file(ctx: ToolContext, args: EditFileArgs) -> str:
     """Replace the single occurrence of ``args.old_text`` in ``args.path`` by ``args.new_text``."""
@@ -309,6 +312,7 @@ workspace ('.' for the whole workspace, e.g. 'src'). Each line is one entry: dir
 '/', files show their size, e.g. "src/main.py (1204 bytes)"; symbolic links are shown but never
 followed. At most 1000 entries are shown; a note says how many more there are.""",
     group="files",
+    blocking=False,  # quick local file work: runs inline, no thread hop
 )
 def list_files(ctx: ToolContext, args: ListFilesArgs) -> str:
     """A sorted recursive listing of ``args.path``, capped at :data:`MAX_LIST_ENTRIES`."""
@@ -347,6 +351,7 @@ def _format_entry(entry: sp.Entry) -> str:
 Use it to remove scratch or obsolete files. path is relative to the workspace, e.g. 'tmp/a.txt'.
 Returns a confirmation such as "deleted tmp/a.txt".""",
     group="files",
+    blocking=False,  # quick local file work: runs inline, no thread hop
 )
 def delete_file(ctx: ToolContext, args: DeleteFileArgs) -> str:
     """Delete the regular file ``args.path``."""

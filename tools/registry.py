@@ -49,26 +49,35 @@ class ToolSpec:
     args_schema: type[BaseModel]
     impl: ToolImpl
     group: str = "general"
+    blocking: bool = True
 
     def bind(self, ctx: ToolContext) -> BaseTool:
-        """Return a LangChain tool whose calls run against ``ctx``."""
+        """Return a LangChain tool whose calls run against ``ctx``.
+
+        A synchronous ``blocking`` tool runs in a worker thread (it may wait on a process or
+        the network); a non-blocking one (quick local work) runs inline on the event loop,
+        which saves a thread hop per call.
+        """
         schema, impl = self.args_schema, self.impl
         if inspect.iscoroutinefunction(impl):
 
-            async def run_async(**kwargs: Any) -> str:
+            async def run_coroutine(**kwargs: Any) -> str:
                 return render_result(await impl(ctx, schema(**kwargs)))
 
             return StructuredTool.from_function(
-                coroutine=run_async, name=self.name, description=self.description,
+                coroutine=run_coroutine, name=self.name, description=self.description,
                 args_schema=schema, infer_schema=False,
             )
 
         def run_sync(**kwargs: Any) -> str:
             return render_result(impl(ctx, schema(**kwargs)))  # type: ignore[arg-type]
 
+        async def run_inline(**kwargs: Any) -> str:
+            return run_sync(**kwargs)
+
         return StructuredTool.from_function(
-            func=run_sync, name=self.name, description=self.description,
-            args_schema=schema, infer_schema=False,
+            func=run_sync, coroutine=None if self.blocking else run_inline, name=self.name,
+            description=self.description, args_schema=schema, infer_schema=False,
         )
 
     def openai_schema(self) -> dict[str, Any]:
@@ -85,18 +94,20 @@ _REGISTRY: dict[str, ToolSpec] = {}
 
 
 def register_tool(
-    name: str, args_schema: type[BaseModel], description: str, *, group: str = "general"
+    name: str, args_schema: type[BaseModel], description: str, *, group: str = "general",
+    blocking: bool = True,
 ) -> Callable[[ToolImpl], ToolImpl]:
     """Decorator registering ``impl(ctx, args)`` as the tool ``name``.
 
     The description is what the model reads: say what the tool does, when to use it, and what it
-    returns. Field descriptions of ``args_schema`` become the JSON schema's descriptions.
+    returns. Field descriptions of ``args_schema`` become the JSON schema's descriptions. Set
+    ``blocking=False`` only for synchronous tools that never wait (quick local work).
     """
 
     def decorate(impl: ToolImpl) -> ToolImpl:
         if name in _REGISTRY:
             raise ValueError(f"tool {name!r} is registered twice")
-        _REGISTRY[name] = ToolSpec(name, description.strip(), args_schema, impl, group)
+        _REGISTRY[name] = ToolSpec(name, description.strip(), args_schema, impl, group, blocking)
         return impl
 
     return decorate

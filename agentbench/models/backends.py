@@ -11,12 +11,13 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import openai
 from langchain_core.language_models import BaseChatModel
-from langchain_openai import ChatOpenAI
 
 from agentbench.errors import ConfigError
 from agentbench.models.faults import noisy_script
 from agentbench.models.offline import ReferenceChatModel
+from agentbench.models.openai_chat import ToolSafeChatOpenAI
 from agentbench.models.registry import ModelSpec
 from agentbench.models.script import gold_script
 from agentbench.scenario.schema import Scenario
@@ -60,28 +61,47 @@ class ReferenceBackend(Backend):
 
 
 class OpenAIBackend(Backend):
-    """Any OpenAI-compatible chat-completions server, through langchain-openai's ChatOpenAI."""
+    """Any OpenAI-compatible chat-completions server, through langchain-openai's ChatOpenAI.
+
+    Requests are non-streaming unless the entry sets ``stream: true`` (which records time to
+    first token per call): vLLM's non-streaming tool-call parsing is the more robust path, and a
+    streamed reply costs the client several times more CPU per call. Serving latency (TTFT,
+    TPOT) is measured by ``agentbench bench`` with a dedicated streaming client.
+    """
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         if not spec.base_url or not spec.model_name:
             raise ConfigError(f"model {spec.key!r}: the openai backend needs base_url and model_name")
         self.api_key = "EMPTY"
+        self._http: Any = None
         if spec.api_key_env:
             if not os.environ.get(spec.api_key_env):
                 raise ConfigError(f"model {spec.key!r}: environment variable {spec.api_key_env} is not set")
             self.api_key = os.environ[spec.api_key_env]
 
+    async def start(self) -> None:
+        # One connection pool per session, opened in the running event loop: langchain-openai's
+        # default client is cached process-wide, and a second asyncio.run() would reuse
+        # connections bound to a closed loop ("Event loop is closed").
+        self._http = openai.DefaultAsyncHttpxClient(timeout=self.spec.timeout_s)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
     def chat_model(self, scenario: Scenario, repeat: int) -> BaseChatModel:
         sampling = self.spec.sampling
-        return ChatOpenAI(
+        return ToolSafeChatOpenAI(
+            http_async_client=self._http,
             model=self.spec.model_name or "",
             base_url=self.spec.base_url,
             api_key=self.api_key,  # type: ignore[arg-type]
             # Both are inferred otherwise; vLLM speaks chat completions, and usage must stream.
             use_responses_api=False,
             stream_usage=True,
-            streaming=True,
+            streaming=self.spec.stream,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             max_tokens=sampling.max_tokens,  # type: ignore[call-arg]

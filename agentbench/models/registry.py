@@ -52,6 +52,7 @@ class ModelSpec(_Strict):
     api_key_env: str | None = Field(default=None, description="environment variable with the API key")
     timeout_s: float = Field(default=300.0, gt=0)
     max_retries: int = Field(default=1, ge=0)
+    stream: bool = Field(default=False, description="stream replies (records time to first token per call)")
     sampling: Sampling = Field(default_factory=Sampling)
     # reference
     faults: FaultSettings | None = None

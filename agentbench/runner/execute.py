@@ -6,6 +6,7 @@ exception becomes ``error`` with its traceback, so one scenario never stops the 
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 import traceback
@@ -14,13 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from agentbench.errors import EndpointError
 from agentbench.grading.graders import GradingInput, grade
-from agentbench.graphs import recursion_limit, tool_loop
+from agentbench.graphs import BINDING_KEY, LoopBinding, recursion_limit, tool_loop
 from agentbench.models.backends import Backend
 from agentbench.runner.records import (
     ModelCallRecord,
@@ -41,7 +41,7 @@ from agentbench.scenario.schema import Scenario
 from agentbench.tools import ToolContext, build_tools
 
 #: Exceptions that mean the model server failed, not the harness.
-ENDPOINT_ERRORS = (openai.APIError, httpx.HTTPError, EndpointError)
+ENDPOINT_ERRORS = (openai.APIError, EndpointError)
 
 
 @dataclass
@@ -56,9 +56,16 @@ class _Progress:
     error: str | None = None
 
 
-async def _play_turns(scenario: Scenario, graph: Any, progress: _Progress) -> None:
+@functools.lru_cache(maxsize=256)
+def _compiled_loop(system: str | None, max_steps: int) -> Any:
+    """One compiled tool loop per (system prompt, step limit), shared by concurrent runs."""
+    return tool_loop(None, system=system, max_steps=max_steps)
+
+
+async def _play_turns(scenario: Scenario, binding: LoopBinding, progress: _Progress) -> None:
+    graph = _compiled_loop(scenario.system, scenario.max_steps)
     history: list[BaseMessage] = []
-    config = {"recursion_limit": recursion_limit(scenario.max_steps)}
+    config: Any = {"recursion_limit": recursion_limit(scenario.max_steps), "configurable": {BINDING_KEY: binding}}
     for t, turn in enumerate(scenario.turns):
         start = time.perf_counter()
         state = await graph.ainvoke({"messages": [*history, HumanMessage(turn.user)]}, config)
@@ -89,9 +96,8 @@ async def run_scenario(scenario: Scenario, backend: Backend, *, run_id: str, rep
         seed_workspace(workspace, scenario.workspace)
         context = ToolContext(workspace=workspace, options=dict(tool_options or {}))
         try:
-            graph = tool_loop(backend.chat_model(scenario, repeat), build_tools(scenario.tools, context),
-                              system=scenario.system, max_steps=scenario.max_steps)
-            await _play_turns(scenario, graph, progress)
+            binding = LoopBinding.of(backend.chat_model(scenario, repeat), build_tools(scenario.tools, context))
+            await _play_turns(scenario, binding, progress)
         except ENDPOINT_ERRORS as exc:
             where = f" (endpoint {backend.spec.base_url})" if backend.spec.base_url else ""
             progress.outcome, progress.error = "endpoint_error", f"{type(exc).__name__}: {exc}{where}"
