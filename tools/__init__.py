@@ -18,17 +18,25 @@ from .registry import (
     tool_names,
     tool_spec,
 )
+from .services import Service, ServiceSpec, create_services, register_service, service_names, service_spec, snapshots
 
 __all__ = [
+    "Service",
+    "ServiceSpec",
     "ToolContext",
     "ToolResult",
     "ToolSpec",
     "all_tool_specs",
     "build_tools",
     "calculator",
+    "create_services",
     "files",
+    "register_service",
     "register_tool",
     "render_result",
+    "service_names",
+    "service_spec",
+    "snapshots",
     "tool_names",
     "tool_spec",
 ]

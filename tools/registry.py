@@ -50,6 +50,7 @@ class ToolSpec:
     impl: ToolImpl
     group: str = "general"
     blocking: bool = True
+    service: str | None = None  # the simulated service this tool acts on (see tools/services.py)
 
     def bind(self, ctx: ToolContext) -> BaseTool:
         """Return a LangChain tool whose calls run against ``ctx``.
@@ -95,19 +96,20 @@ _REGISTRY: dict[str, ToolSpec] = {}
 
 def register_tool(
     name: str, args_schema: type[BaseModel], description: str, *, group: str = "general",
-    blocking: bool = True,
+    blocking: bool = True, service: str | None = None,
 ) -> Callable[[ToolImpl], ToolImpl]:
     """Decorator registering ``impl(ctx, args)`` as the tool ``name``.
 
     The description is what the model reads: say what the tool does, when to use it, and what it
     returns. Field descriptions of ``args_schema`` become the JSON schema's descriptions. Set
-    ``blocking=False`` only for synchronous tools that never wait (quick local work).
+    ``blocking=False`` only for synchronous tools that never wait (quick local work). A tool of a
+    simulated service names it in ``service`` and finds its instance in ``ctx.state[service]``.
     """
 
     def decorate(impl: ToolImpl) -> ToolImpl:
         if name in _REGISTRY:
             raise ValueError(f"tool {name!r} is registered twice")
-        _REGISTRY[name] = ToolSpec(name, description.strip(), args_schema, impl, group, blocking)
+        _REGISTRY[name] = ToolSpec(name, description.strip(), args_schema, impl, group, blocking, service)
         return impl
 
     return decorate

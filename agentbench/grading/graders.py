@@ -10,12 +10,13 @@ import ast
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from agentbench.grading.matchers import Call, check_answer, match_trajectory
+from agentbench.grading.matchers import Call, check_answer, describe_matcher, match_argument, match_trajectory
 from agentbench.runner.records import GradeRecord, Outcome, ToolCallRecord, TurnRecord
-from agentbench.scenario.schema import FileCheck, Scenario
+from agentbench.scenario.schema import FileCheck, Scenario, StateCheck
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class GradingInput:
     tool_calls: list[ToolCallRecord]
     outcome: Outcome
     workspace: Path
+    services: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def calls_in(self, turn: int) -> list[Call]:
         """The tool calls the model attempted in a turn, malformed ones included."""
@@ -147,6 +150,30 @@ def known_tools_grade(run: GradingInput) -> list[GradeRecord]:
 def files_grade(run: GradingInput) -> list[GradeRecord]:
     """Hidden checks on the workspace files the run left behind."""
     return [_check_file(run.workspace, check) for check in run.scenario.checks.files]
+
+
+@grader("state")
+def state_grade(run: GradingInput) -> list[GradeRecord]:
+    """Hidden checks on the simulated services' final state (records matching field matchers)."""
+    return [_check_state(run.services, check) for check in run.scenario.checks.state]
+
+
+def _record_matches(record: dict[str, Any], where: dict[str, Any]) -> bool:
+    """Every field matcher passes (an absent field counts as a missing argument)."""
+    return all((match_argument(m, record[k]) if k in record else match_argument(m)).passed for k, m in where.items())
+
+
+def _check_state(services: dict[str, dict[str, list[dict[str, Any]]]], check: StateCheck) -> GradeRecord:
+    where = f"{check.service}.{check.collection}"
+    records = services.get(check.service, {}).get(check.collection)
+    if records is None:
+        return _verdict("state", False, f"{where}: no such service state in this run")
+    matching = [r for r in records if _record_matches(r, check.where)]
+    wanted = "at least 1" if check.count is None else f"exactly {check.count}"
+    ok = len(matching) >= 1 if check.count is None else len(matching) == check.count
+    fields = ", ".join(f"{k} {describe_matcher(m)}" for k, m in check.where.items()) or "any record"
+    return _verdict("state", ok, f"{where}: {len(matching)} of {len(records)} records match ({fields}); "
+                                 f"wanted {wanted}")
 
 
 def _read_inside(workspace: Path, relative: str) -> str | None:

@@ -38,7 +38,7 @@ from agentbench.runner.transcript import (
 )
 from agentbench.runner.workspace import seed_workspace
 from agentbench.scenario.schema import Scenario
-from agentbench.tools import ToolContext, build_tools
+from agentbench.tools import ToolContext, build_tools, create_services, snapshots, tool_spec
 
 #: Exceptions that mean the model server failed, not the harness.
 ENDPOINT_ERRORS = (openai.APIError, EndpointError)
@@ -54,6 +54,12 @@ class _Progress:
     faults: list[dict[str, Any]] = field(default_factory=list)
     outcome: Outcome = "completed"
     error: str | None = None
+
+
+def _services_for(scenario: Scenario) -> dict[str, Any]:
+    """Fresh simulated services: every one the scenario seeds or one of its tools acts on."""
+    needed = {tool_spec(name).service for name in scenario.tools} - {None}
+    return dict(create_services(scenario.state, [n for n in needed if n]))
 
 
 @functools.lru_cache(maxsize=256)
@@ -94,7 +100,8 @@ async def run_scenario(scenario: Scenario, backend: Backend, *, run_id: str, rep
     with tempfile.TemporaryDirectory(prefix="agentbench-ws-") as folder:
         workspace = Path(folder)
         seed_workspace(workspace, scenario.workspace)
-        context = ToolContext(workspace=workspace, options=dict(tool_options or {}))
+        context = ToolContext(workspace=workspace, state=_services_for(scenario),
+                              options={**(tool_options or {}), "search": scenario.search.model_dump()})
         try:
             binding = LoopBinding.of(backend.chat_model(scenario, repeat), build_tools(scenario.tools, context))
             await _play_turns(scenario, binding, progress)
@@ -104,7 +111,7 @@ async def run_scenario(scenario: Scenario, backend: Backend, *, run_id: str, rep
         except Exception:  # a bug somewhere: record it loudly, keep the suite going
             progress.outcome, progress.error = "error", traceback.format_exc(limit=20)
         grades = grade(GradingInput(scenario, progress.turns, progress.tool_calls, progress.outcome,
-                                    workspace))
+                                    workspace, snapshots(context.state), dict(tool_options or {})))
     return ScenarioResult(
         run_id=run_id, model=backend.spec.key, scenario_id=scenario.id, category=scenario.category,
         difficulty=scenario.difficulty, tags=list(scenario.tags), repeat=repeat,

@@ -12,7 +12,7 @@ from agentbench.errors import ConfigError, Problem
 from agentbench.grading.matchers import Call, check_answer, match_trajectory
 from agentbench.scenario.schema import Scenario
 from agentbench.scenario.yaml_source import DataPath, SourceDoc
-from agentbench.tools import tool_names, tool_spec
+from agentbench.tools import service_names, service_spec, tool_names, tool_spec
 
 _Add = Callable[[DataPath, str], None]
 
@@ -26,6 +26,7 @@ def consistency_problems(scenario: Scenario, doc: SourceDoc) -> list[Problem]:
 
     _check_tools(scenario, add)
     _check_workspace(scenario, add)
+    _check_services(scenario, add)
     if len(scenario.solution) != len(scenario.turns):
         add(("solution",), f"has {len(scenario.solution)} turns but the scenario has "
                            f"{len(scenario.turns)}; give one solution turn per user turn")
@@ -81,6 +82,29 @@ def _check_gold_turn(scenario: Scenario, t: int, add: _Add) -> None:
         except ValidationError as exc:
             for err in exc.errors():
                 add((*path, "args", *err["loc"]), f"invalid argument for {call.name}: {err['msg']}")
+
+
+def _check_services(scenario: Scenario, add: _Add) -> None:
+    """Seeds must fit their service's seed schema; state checks must name real collections."""
+    known = set(service_names())
+    for name, seed in scenario.state.items():
+        if name not in known:
+            add(("state", name), f"unknown service {name!r}; known services: {', '.join(sorted(known)) or 'none'}")
+            continue
+        try:
+            service_spec(name).seed_model.model_validate(seed or {})
+        except ValidationError as exc:
+            for err in exc.errors():
+                add(("state", name, *err["loc"]), f"invalid seed for {name}: {err['msg']}")
+    for i, check in enumerate(scenario.checks.state):
+        if check.service not in known:
+            add(("checks", "state", i, "service"), f"unknown service {check.service!r}")
+            continue
+        spec = service_spec(check.service)
+        collections = spec.create(spec.seed_model()).snapshot()
+        if check.collection not in collections:
+            add(("checks", "state", i, "collection"), f"service {check.service!r} has no collection "
+                f"{check.collection!r}; it has: {', '.join(sorted(collections))}")
 
 
 def _check_workspace(scenario: Scenario, add: _Add) -> None:

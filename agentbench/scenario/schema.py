@@ -227,10 +227,49 @@ class FileCheck(_Strict):
         return patterns
 
 
+class StateCheck(_Strict):
+    """A hidden check on a simulated service's final state.
+
+    Counts the records of ``service``'s ``collection`` (e.g. the email service's ``outbox``) whose
+    fields satisfy every matcher in ``where`` (the argument matchers). Passes when exactly
+    ``count`` records match, or at least one when ``count`` is omitted (``count: 0``: none may).
+    """
+
+    service: str
+    collection: str
+    where: dict[str, ArgMatcher] = Field(default_factory=dict)
+    count: int | None = Field(default=None, ge=0)
+
+
+class HiddenTests(_Strict):
+    """Tests the model never sees, run on its final workspace (in the sandbox) after the run.
+
+    ``files`` are written into a copy of the final workspace (replacing files of the same name)
+    and pytest runs them; the check passes when every collected test passes.
+    """
+
+    files: dict[str, str] = Field(min_length=1)
+    timeout_s: float = Field(default=60.0, gt=0, le=600)
+
+
 class FinalChecks(_Strict):
     """Checks on the final state the scenario leaves behind (state-based grading)."""
 
     files: list[FileCheck] = Field(default_factory=list)
+    state: list[StateCheck] = Field(default_factory=list)
+    tests: HiddenTests | None = None
+
+
+class SearchSettings(_Strict):
+    """Which web-search backend the scenario's ``web_search``/``fetch_page`` tools use.
+
+    ``corpus``: ranked full-text search over the documentation corpus shipped with agentbench.
+    ``replay``: recorded live results from the cassette ``cassette``. Live search is only ever an
+    explicit opt-in of the user (``--search live``), never a scenario's choice.
+    """
+
+    backend: Literal["corpus", "replay"] = "corpus"
+    cassette: str | None = None
 
 
 class Scenario(_Strict):
@@ -246,6 +285,10 @@ class Scenario(_Strict):
     workspace: dict[str, str] = Field(
         default_factory=dict, description="files seeded into the workspace: relative path -> text"
     )
+    state: dict[str, Any] = Field(
+        default_factory=dict, description="initial state of simulated services: service name -> seed"
+    )
+    search: SearchSettings = Field(default_factory=SearchSettings)
     system: str | None = None
     max_steps: int = Field(default=10, ge=1, le=200, description="model calls allowed per turn")
     turns: list[Turn] = Field(min_length=1)
