@@ -5,11 +5,10 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 
-import agentbench.graphs
-import agentbench.tools
-
 import agentbench
+import agentbench.graphs
 import agentbench.testing
+import agentbench.tools
 
 
 def test_every_exported_name_resolves() -> None:

@@ -43,6 +43,17 @@ BaseUrlOption = Annotated[
 ModelNameOption = Annotated[
     str | None, typer.Option(help="Model name served at --base-url (it becomes the model key).", show_default=False)
 ]
+SearchOption = Annotated[
+    str | None,
+    typer.Option("--search", help="Override every scenario's search backend: 'live' (real web search, needs "
+                 "network and the 'search' extra) or 'record' (live, appending to the scenario's cassette).",
+                 show_default=False),
+]
+UnsafeOption = Annotated[
+    bool,
+    typer.Option("--unsafe-no-sandbox", help="Run model-written code WITHOUT the bubblewrap sandbox when it is "
+                 "unavailable (recorded in the run). Only on a machine you can afford to lose."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -60,6 +71,19 @@ def registry(models_file: Path | None, base_url: str | None = None,
             raise typer.BadParameter("--base-url and --model-name go together")
         entries[model_name] = adhoc_openai_model(base_url, model_name)
     return entries
+
+
+def tool_options(search: str | None, unsafe: bool) -> dict[str, Any]:
+    """Run-level tool settings from the command line (stored with the run's plan)."""
+    options: dict[str, Any] = {}
+    if search is not None:
+        if search not in ("live", "record"):
+            raise typer.BadParameter(f"--search takes 'live' or 'record', not {search!r} (scenarios choose "
+                                     "corpus or replay themselves)")
+        options["search_override"] = search
+    if unsafe:
+        options["allow_unsafe_code"] = True
+    return options
 
 
 def store(option: Path | None) -> ResultStore:

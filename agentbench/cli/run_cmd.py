@@ -78,6 +78,8 @@ def run_command(
     model_name: common.ModelNameOption = None,
     report_dir: Annotated[Path | None, typer.Option(help="Report folder (default: inside the run's folder).")] = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write a report.")] = False,
+    search: common.SearchOption = None,
+    unsafe_no_sandbox: common.UnsafeOption = False,
     json_output: common.JsonOption = False,
     scenarios_dir: common.ScenariosDirOption = None,
     models_file: common.ModelsFileOption = None,
@@ -99,7 +101,8 @@ def run_command(
         selection = f"scenarios {scenarios}" if scenarios else f"suite {suite or DEFAULT_SUITE}"
         plan = make_plan(specs, chosen, repeats=repeats, concurrency=concurrency, selection=selection,
                          scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
-                         models_file=str(models_file) if models_file else None)
+                         models_file=str(models_file) if models_file else None,
+                         tool_options=common.tool_options(search, unsafe_no_sandbox))
         store.create_run(plan)
     all_results = _execute(plan, lib, store, quiet=json_output)
     report_to = report_dir or store.root / "runs" / plan.run_id / "report"
@@ -133,6 +136,8 @@ def scenario_command(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="How many times to run it.")] = 1,
     base_url: common.BaseUrlOption = None,
     model_name: common.ModelNameOption = None,
+    search: common.SearchOption = None,
+    unsafe_no_sandbox: common.UnsafeOption = False,
     json_output: common.JsonOption = False,
     scenarios_dir: common.ScenariosDirOption = None,
     models_file: common.ModelsFileOption = None,
@@ -145,7 +150,8 @@ def scenario_command(
     spec = resolve_model(model or (model_name if base_url and model_name else "reference"), entries)
     store = common.store(results)
     plan = make_plan([spec], [scenario], repeats=repeats, concurrency=1, selection=f"scenario {name}",
-                     scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []])
+                     scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
+                     tool_options=common.tool_options(search, unsafe_no_sandbox))
     store.create_run(plan)
     found = _execute(plan, lib, store, quiet=True)
     if json_output:

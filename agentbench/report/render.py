@@ -69,6 +69,9 @@ def run_intro(plan: RunPlan, results: Sequence[ScenarioResult]) -> list[str]:
         f"Models: {', '.join(plan.models)}. Scenarios: {len(plan.scenario_ids)}"
         f"{f' ({plan.selection})' if plan.selection else ''}. Repeats: {plan.repeats}. "
         f"Results stored: {len(results)} of {len(plan.work_items())}.",
+        *([f"Run-level tool settings: {plan.tool_options}."] if plan.tool_options else []),
+        *(["WARNING: model-written code ran WITHOUT the sandbox (--unsafe-no-sandbox)."]
+          if plan.tool_options.get("allow_unsafe_code") else []),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from agentbench import __version__
 from agentbench.models.backends import make_backend
@@ -20,14 +21,15 @@ OnResult = Callable[[ScenarioResult], None]
 
 def make_plan(models: Sequence[ModelSpec], scenarios: Sequence[Scenario], *, repeats: int = 1,
               concurrency: int = 4, selection: str = "", scenarios_dirs: Sequence[str] = (),
-              models_file: str | None = None, run_id: str | None = None) -> RunPlan:
+              models_file: str | None = None, run_id: str | None = None,
+              tool_options: dict[str, Any] | None = None) -> RunPlan:
     """A new run's plan: which models, scenarios and repeats, with the settings to store."""
     return RunPlan(
         run_id=run_id or new_run_id(), created_at=now_iso(), models=[m.key for m in models],
         model_specs={m.key: m.model_dump(exclude_none=True) for m in models},
         scenario_ids=[s.id for s in scenarios], repeats=repeats, concurrency=concurrency,
         selection=selection, scenarios_dirs=list(scenarios_dirs), models_file=models_file,
-        agentbench_version=__version__,
+        tool_options=dict(tool_options or {}), agentbench_version=__version__,
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from agentbench.graphs import recursion_limit, tool_loop
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
 from agentbench.errors import ToolError
+from agentbench.graphs import recursion_limit, tool_loop
 from agentbench.models.openai_chat import ToolSafeChatOpenAI
 from agentbench.testing import OpenAITestServer, Reply, ScriptedChatModel, ToolCallReply, scripted_responder
 

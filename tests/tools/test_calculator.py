@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentbench.tools import ToolContext, tool_spec
-from agentbench.tools import calculator as calc
 
 from agentbench.errors import ToolError
+from agentbench.tools import ToolContext, tool_spec
+from agentbench.tools import calculator as calc
 
 LIMIT = calc.DEFAULT_TIMEOUT_S
 

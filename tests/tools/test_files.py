@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentbench.tools import ToolContext, tool_spec
-from agentbench.tools import files as file_tools
 
 from agentbench.errors import ToolError
+from agentbench.tools import ToolContext, tool_spec
+from agentbench.tools import files as file_tools
 
 MIB = 1_048_576
 
