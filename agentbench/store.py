@@ -56,6 +56,7 @@ class RunPlan(BaseModel):
     scenario_ids: list[str]
     repeats: int = Field(default=1, ge=1)
     concurrency: int = Field(default=4, ge=1)
+    workers: int = Field(default=1, ge=1)
     selection: str = ""
     scenarios_dirs: list[str] = Field(default_factory=list)
     models_file: str | None = None
@@ -146,9 +147,13 @@ class ResultStore:
             self._db.execute("UPDATE runs SET status='running', finished_at=NULL WHERE run_id=?", (run_id,))
         return {r.key for r in results}
 
-    def append(self, result: ScenarioResult) -> None:
-        """Store one result durably (JSONL first, then the index)."""
-        line = result.model_dump_json() + "\n"
+    def append(self, result: ScenarioResult, line: str | None = None) -> None:
+        """Store one result durably (JSONL first, then the index).
+
+        ``line`` is the result's JSON when the caller already has it (a worker process sent
+        it), which saves serialising it again.
+        """
+        line = (line or result.model_dump_json()).rstrip("\n") + "\n"
         with open(self._jsonl(result.run_id), "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()

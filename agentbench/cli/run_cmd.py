@@ -73,6 +73,8 @@ def run_command(
     models: Annotated[str | None, typer.Option(help=f"Model keys, comma-separated (default {DEFAULT_MODELS}).")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Runs of each scenario per model.")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, help="Scenario runs in flight per model.")] = 4,
+    workers: Annotated[int, typer.Option(min=0, help="Worker processes sharing the runs (0: one per 16 of "
+                                         "--concurrency, at most one per core).")] = 0,
     resume: Annotated[str | None, typer.Option(help="Finish an interrupted run (its stored plan is used).")] = None,
     base_url: common.BaseUrlOption = None,
     model_name: common.ModelNameOption = None,
@@ -99,7 +101,7 @@ def run_command(
             raise typer.BadParameter("give --suite or --scenarios, not both")
         chosen = lib.matching(scenarios) if scenarios else lib.suite(suite or DEFAULT_SUITE)
         selection = f"scenarios {scenarios}" if scenarios else f"suite {suite or DEFAULT_SUITE}"
-        plan = make_plan(specs, chosen, repeats=repeats, concurrency=concurrency, selection=selection,
+        plan = make_plan(specs, chosen, repeats=repeats, concurrency=concurrency, workers=workers, selection=selection,
                          scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
                          models_file=str(models_file) if models_file else None,
                          tool_options=common.tool_options(search, unsafe_no_sandbox))

@@ -43,6 +43,14 @@ class Backend:
         """A chat model for one run of ``scenario``."""
         raise NotImplementedError
 
+    def worker_spec(self) -> ModelSpec:
+        """The entry worker processes build their own backend from, once ``start`` has run.
+
+        A backend that owns a resource (a vLLM server it launched) returns an entry that only
+        attaches to it, so workers never start a second copy.
+        """
+        return self.spec
+
     def describe(self) -> dict[str, Any]:
         """What to store about this model with the run (settings that affect results)."""
         return self.spec.model_dump(exclude_none=True)

@@ -23,6 +23,7 @@ from agentbench.grading.graders import GradingInput, grade
 from agentbench.graphs import BINDING_KEY, LoopBinding, recursion_limit, tool_loop
 from agentbench.models.backends import Backend
 from agentbench.runner.records import (
+    GradeRecord,
     ModelCallRecord,
     Outcome,
     ScenarioResult,
@@ -89,6 +90,15 @@ async def _play_turns(scenario: Scenario, binding: LoopBinding, progress: _Progr
         if outcome == "step_limit":
             progress.outcome = "step_limit"
             return
+
+
+def failed_result(scenario: Scenario, model: str, run_id: str, repeat: int, error: str) -> ScenarioResult:
+    """The record of a run that could not produce its own (e.g. its worker process died)."""
+    grades = [GradeRecord(grader="outcome", passed=False, score=0.0, reason=f"the run crashed: {error}")]
+    return ScenarioResult(run_id=run_id, model=model, scenario_id=scenario.id, category=scenario.category,
+                          difficulty=scenario.difficulty, tags=list(scenario.tags), repeat=repeat, outcome="error",
+                          error=error, started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          wall_s=0.0, grades=grades, passed=False, score=0.0)
 
 
 async def run_scenario(scenario: Scenario, backend: Backend, *, run_id: str, repeat: int = 0,

@@ -12,6 +12,7 @@ from agentbench.models.backends import make_backend
 from agentbench.models.registry import ModelSpec
 from agentbench.runner.execute import run_scenario
 from agentbench.runner.records import ScenarioResult
+from agentbench.runner.workers import auto_workers, run_in_workers
 from agentbench.scenario.loader import ScenarioLibrary
 from agentbench.scenario.schema import Scenario
 from agentbench.store import ResultStore, RunPlan, new_run_id, now_iso
@@ -22,12 +23,13 @@ OnResult = Callable[[ScenarioResult], None]
 def make_plan(models: Sequence[ModelSpec], scenarios: Sequence[Scenario], *, repeats: int = 1,
               concurrency: int = 4, selection: str = "", scenarios_dirs: Sequence[str] = (),
               models_file: str | None = None, run_id: str | None = None,
-              tool_options: dict[str, Any] | None = None) -> RunPlan:
+              tool_options: dict[str, Any] | None = None, workers: int | None = None) -> RunPlan:
     """A new run's plan: which models, scenarios and repeats, with the settings to store."""
     return RunPlan(
         run_id=run_id or new_run_id(), created_at=now_iso(), models=[m.key for m in models],
         model_specs={m.key: m.model_dump(exclude_none=True) for m in models},
         scenario_ids=[s.id for s in scenarios], repeats=repeats, concurrency=concurrency,
+        workers=workers or auto_workers(concurrency),
         selection=selection, scenarios_dirs=list(scenarios_dirs), models_file=models_file,
         tool_options=dict(tool_options or {}), agentbench_version=__version__,
     )
@@ -37,6 +39,14 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
                      store: ResultStore, on_result: OnResult | None) -> list[ScenarioResult]:
     """One model's share of a run: start its backend, run its scenarios concurrently, stop it."""
     backend = make_backend(ModelSpec.model_validate(plan.model_specs[key]))
+    if plan.workers > 1 and len(todo) > 1:
+        await backend.start()
+        try:
+            workers = min(plan.workers, len(todo))
+            return await run_in_workers(plan, backend.worker_spec(), todo, workers, library, store,
+                                        on_result or (lambda _: None))
+        finally:
+            await backend.stop()
     gate = asyncio.Semaphore(plan.concurrency)
     fresh: list[ScenarioResult] = []
 

@@ -91,20 +91,36 @@ def _jsonl_lines(root: Path) -> tuple[str, list[str]]:
     return runs[0].parent.name, runs[0].read_text().splitlines()
 
 
+def _orphaned_workers() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"agentbench.runner.worker_main" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.mark.slow
-def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path, library) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path, library, workers: int) -> None:
     results = tmp_path / "results"
     env = {**os.environ, "AGENTBENCH_RESULTS_DIR": str(results)}
     expected = len(library.scenarios)
     with OpenAITestServer(reference_responder(library), model_names=["reference"], delay_s=0.15) as server:
         args = [sys.executable, "-m", "agentbench", "run", "--base-url", server.base_url, "--model-name",
-                "reference", "--concurrency", "1", "--no-report"]
+                "reference", "--concurrency", str(workers), "--workers", str(workers), "--no-report"]
         child = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while len(_jsonl_lines(results)[1]) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         child.send_signal(signal.SIGKILL)
         child.wait()
+        deadline = time.monotonic() + 5
+        while _orphaned_workers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _orphaned_workers() == []  # workers exit when their parent dies
         run_id, before = _jsonl_lines(results)
         assert 3 <= len(before) < expected, "the kill must land mid-run"
         resumed = subprocess.run([sys.executable, "-m", "agentbench", "run", "--resume", run_id, "--json",
