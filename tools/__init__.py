@@ -6,7 +6,7 @@ imported, so adding a tool is one module plus one name in the import line.
 
 from __future__ import annotations
 
-from . import calculator, files  # registers the built-in tools
+from . import apis, calculator, code, files, web_search  # registers the built-in tools
 from .registry import (
     ToolContext,
     ToolResult,
@@ -27,8 +27,10 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "all_tool_specs",
+    "apis",
     "build_tools",
     "calculator",
+    "code",
     "create_services",
     "files",
     "register_service",
@@ -39,4 +41,5 @@ __all__ = [
     "snapshots",
     "tool_names",
     "tool_spec",
+    "web_search",
 ]

@@ -9,14 +9,19 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentbench.errors import ToolError
 from agentbench.grading.matchers import Call, check_answer, describe_matcher, match_argument, match_trajectory
 from agentbench.runner.records import GradeRecord, Outcome, ToolCallRecord, TurnRecord
+from agentbench.runner.workspace import seed_workspace
 from agentbench.scenario.schema import FileCheck, Scenario, StateCheck
+from agentbench.tools.code import run_pytest
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,28 @@ def _check_state(services: dict[str, dict[str, list[dict[str, Any]]]], check: St
     fields = ", ".join(f"{k} {describe_matcher(m)}" for k, m in check.where.items()) or "any record"
     return _verdict("state", ok, f"{where}: {len(matching)} of {len(records)} records match ({fields}); "
                                  f"wanted {wanted}")
+
+
+@grader("tests")
+def hidden_tests_grade(run: GradingInput) -> list[GradeRecord]:
+    """The scenario's hidden tests, run in the sandbox on a copy of the final workspace."""
+    spec = run.scenario.checks.tests
+    if spec is None:
+        return []
+    with tempfile.TemporaryDirectory(prefix="agentbench-grade-") as folder:
+        copy = Path(folder) / "workspace"
+        shutil.copytree(run.workspace, copy, symlinks=True)
+        seed_workspace(copy, spec.files)  # hidden files replace the model's files of the same name
+        try:
+            report = run_pytest(copy, sorted(spec.files), timeout_s=spec.timeout_s, hardened=True,
+                                allow_unsafe=bool(run.options.get("allow_unsafe_code")))
+        except ToolError as exc:
+            return [_verdict("tests", False, f"hidden tests could not run: {exc}")]
+    summary = (f"hidden tests: {report.passed} passed, {report.failed} failed, {report.errors} errors"
+               f"{', timed out' if report.timed_out else ''} ({report.sandbox})")
+    failing = f"; failing: {', '.join(report.failing[:5])}" if report.failing else ""
+    total = report.passed + report.failed + report.errors
+    return [_verdict("tests", report.all_passed, summary + failing, score=report.passed / total if total else 0.0)]
 
 
 def _read_inside(workspace: Path, relative: str) -> str | None:
