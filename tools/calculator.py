@@ -30,7 +30,6 @@ import os
 import selectors
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from typing import Any
 import sympy
 from pydantic import BaseModel, Field
 
+from agentbench.childproc import python_module_argv
 from agentbench.errors import ToolError
 
 from .registry import ToolContext, register_tool
@@ -548,7 +548,7 @@ def evaluate(expression: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- worker process
 
 #: The worker program (:mod:`agentbench.tools._calc_worker`); see there for the protocol.
-WORKER_COMMAND = (sys.executable, "-m", "agentbench.tools._calc_worker")
+WORKER_COMMAND = tuple(python_module_argv("agentbench.tools._calc_worker"))
 _CRASHED = "the calculation crashed (probably out of memory); try a smaller expression"
 
 
@@ -615,9 +615,9 @@ class _Worker:
             self._proc = subprocess.Popen(
                 WORKER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, start_new_session=True, bufsize=0,
-                # no script directory or cwd on the worker's sys.path (Python 3.11+), so a local
-                # file such as ./resource.py cannot shadow a module the worker needs
-                env={**os.environ, "PYTHONSAFEPATH": "1"},
+                # the current directory is kept off the worker's sys.path (python_module_argv),
+                # so a local ./resource.py or a source checkout cannot shadow what it imports
+
             )
             line = self._read_line(self._proc, WORKER_START_TIMEOUT_S)
             ready = line is not None and json.loads(line) == {"ready": True}

@@ -13,11 +13,11 @@ import asyncio
 import json
 import math
 import os
-import sys
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from agentbench.childproc import python_module_argv
 from agentbench.models.registry import ModelSpec
 from agentbench.runner.execute import failed_result
 from agentbench.runner.records import ScenarioResult
@@ -90,7 +90,7 @@ async def run_in_workers(plan: RunPlan, spec: ModelSpec, todo: list[tuple[str, i
     job = {"model_spec": spec.model_dump(), "run_id": plan.run_id, "scenarios_dirs": plan.scenarios_dirs,
            "tool_options": plan.tool_options, "concurrency": slots}
     procs = [await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agentbench.runner.worker_main", stdin=asyncio.subprocess.PIPE,
+        *python_module_argv("agentbench.runner.worker_main"), stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, limit=_LINE_LIMIT) for _ in range(workers)]
     try:
         await asyncio.gather(*(_drive(p, job, slots, dispatch, library) for p in procs))

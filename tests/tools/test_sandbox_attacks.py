@@ -288,9 +288,12 @@ def test_write_outside_the_workspace_fails(workspace: Path, where: str) -> None:
 def test_write_to_the_repository_fails(workspace: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     target = repo / f"agentbench-escape-{uuid.uuid4().hex}"
-    result = attack(workspace, f"open({str(target)!r}, 'w').write('escaped')")
-    assert result["exit_code"] == 1
-    assert not target.exists()
+    result = attack(workspace, f"open({str(target)!r}, 'w').write('escaped'); print('wrote')")
+    assert not target.exists()  # the host's repository is unchanged
+    if not str(repo).startswith("/tmp/"):
+        assert result["exit_code"] == 1
+    # A checkout under /tmp (CI clones there) is different only inside the sandbox: its /tmp is a
+    # private tmpfs, so the write may land there, and is gone with the sandbox.
 
 
 def test_python_prefix_is_read_only(workspace: Path) -> None:
