@@ -5,6 +5,10 @@ solutions (no model time), so what is measured is the client side: for agentbenc
 tool loop, LangChain's ChatOpenAI, the real tools, grading and the results store; for the raw
 client, one streamed chat completion per request and nothing else.
 
+Workload: the built-in scenarios whose tools are all in-process (calculator and workspace files)
+and that have no hidden tests: sandboxed code runs and the search index build are tool time, like
+model time, and are measured by their own benchmarks (benchmarks/run_python_overhead.py).
+
 Like for like: the raw client replays exactly the request bodies agentbench sends for the suite
 (full history and tool schemas; captured in a first pass), so the ratio is the harness's own
 cost. A minimal raw loop (one short user message, no tools) is printed beside it for scale.
@@ -32,11 +36,18 @@ from openai import AsyncOpenAI
 
 from agentbench.models.registry import adhoc_openai_model
 from agentbench.runner.suite import execute_plan, make_plan
-from agentbench.scenario.loader import load_library
+from agentbench.scenario.loader import ScenarioLibrary, load_library
+from agentbench.scenario.schema import Scenario
 from agentbench.store import ResultStore
 from agentbench.testing import OpenAITestServer, reference_responder
 
 RESPONDER = "agentbench.testing.reference:reference_responder"
+IN_PROCESS_TOOLS = {"calculator", "read_file", "write_file", "edit_file", "list_files", "delete_file"}
+
+
+def workload(library: ScenarioLibrary) -> list[Scenario]:
+    """The scenarios measured (see the module docstring)."""
+    return [s for s in library.scenarios.values() if set(s.tools) <= IN_PROCESS_TOOLS and s.checks.tests is None]
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
@@ -63,7 +74,7 @@ async def agentbench_rate(base_url: str, concurrency: int, repeats: int, stream:
     spec = reference_spec(base_url, stream)
     with tempfile.TemporaryDirectory() as folder:
         store = ResultStore(Path(folder))
-        plan = make_plan([spec], list(library.scenarios.values()), repeats=repeats, concurrency=concurrency)
+        plan = make_plan([spec], workload(library), repeats=repeats, concurrency=concurrency)
         store.create_run(plan)
         arrivals: list[tuple[float, int]] = []
         start = time.perf_counter()
@@ -106,7 +117,7 @@ async def capture_requests(stream: bool) -> list[Request]:
     with OpenAITestServer(reference_responder(library), model_names=["reference"]) as server, \
             tempfile.TemporaryDirectory() as folder:
         store = ResultStore(Path(folder))
-        plan = make_plan([reference_spec(server.base_url, stream)], list(library.scenarios.values()))
+        plan = make_plan([reference_spec(server.base_url, stream)], workload(library))
         store.create_run(plan)
         await execute_plan(plan, library, store)
         store.close()
