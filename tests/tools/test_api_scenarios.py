@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage
 
-import agentbench.tools.apis  # noqa: F401  (registers the services until tools/__init__ imports them)
 from agentbench.models.backends import Backend, make_backend
 from agentbench.models.faults import apply_fault, fault_candidates
 from agentbench.models.offline import ReferenceChatModel

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from service_helpers import caller
 
-import agentbench.tools.apis  # noqa: F401  (registers the services until tools/__init__ imports them)
 from agentbench.errors import ToolError
 from agentbench.tools import ToolContext, create_services, snapshots, tool_spec
 from agentbench.tools.apis.tickets import STATUSES, TRANSITIONS
@@ -32,11 +31,6 @@ def ctx(tmp_path: Path) -> ToolContext:
     return ToolContext(workspace=tmp_path, state=dict(create_services({"tickets": SEED})))
 
 
-def caller(ctx: ToolContext) -> Callable[..., Any]:
-    def call(tool: str, **args: Any) -> Any:
-        return json.loads(tool_spec(tool).bind(ctx).invoke(args))
-
-    return call
 
 
 def snap(ctx: ToolContext) -> dict[str, list[dict[str, Any]]]:

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from service_helpers import caller, make_ctx
 
-import agentbench.tools.apis  # noqa: F401  (registers the services until tools/__init__ imports them)
 from agentbench.errors import ToolError
-from agentbench.tools import ToolContext, create_services, snapshots, tool_spec
-
-
-def make_ctx(tmp_path: Path, seeds: dict[str, Any], needed: tuple[str, ...] = ()) -> ToolContext:
-    return ToolContext(workspace=tmp_path, state=dict(create_services(seeds, needed)))
-
-
-def caller(ctx: ToolContext) -> Callable[..., Any]:
-    def call(tool: str, **args: Any) -> Any:
-        return json.loads(tool_spec(tool).bind(ctx).invoke(args))
-
-    return call
+from agentbench.tools import snapshots, tool_spec
 
 
 def test_builtin_city_current_weather_is_fixed_for_a_date(tmp_path: Path) -> None:

@@ -8,14 +8,13 @@ through the registry and the bound LangChain tool, as a model's call would.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from service_helpers import caller, make_ctx
 
-import agentbench.tools.apis  # noqa: F401  (registers the services until tools/__init__ imports them)
 from agentbench.errors import ToolError
 from agentbench.tools import ToolContext, all_tool_specs, create_services, service_spec, snapshots, tool_spec
 
@@ -59,18 +58,8 @@ SCRIPTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
 }
 
 
-def make_ctx(tmp_path: Path, seeds: dict[str, Any], needed: tuple[str, ...] = ()) -> ToolContext:
-    """A context with fresh services built from ``seeds`` (as the runner builds them)."""
-    return ToolContext(workspace=tmp_path, state=dict(create_services(seeds, needed)))
 
 
-def caller(ctx: ToolContext) -> Callable[..., Any]:
-    """``call(tool, **args)``: invoke the bound tool and parse its JSON result."""
-
-    def call(tool: str, **args: Any) -> Any:
-        return json.loads(tool_spec(tool).bind(ctx).invoke(args))
-
-    return call
 
 
 def play(ctx: ToolContext, script: list[tuple[str, dict[str, Any]]]) -> list[str]:

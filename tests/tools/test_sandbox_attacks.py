@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 
-import agentbench.tools.code  # noqa: F401  (registers run_python)
 from agentbench.tools import ToolContext, sandbox, tool_spec
 
 SLACK_S = 2.0

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-import agentbench.tools.web_search  # noqa: F401  (registers the tools)
 from agentbench.errors import ToolError
 from agentbench.tools import ToolContext, tool_spec
 from agentbench.tools.search import Page, backend_for, cassette, corpus, live, normalise_query
