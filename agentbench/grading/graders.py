@@ -9,17 +9,16 @@ from __future__ import annotations
 import ast
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentbench.errors import ToolError
+from agentbench.errors import ScenarioError, ToolError
 from agentbench.grading.matchers import Call, check_answer, describe_matcher, match_argument, match_trajectory
 from agentbench.runner.records import GradeRecord, Outcome, ToolCallRecord, TurnRecord
-from agentbench.runner.workspace import seed_workspace
+from agentbench.runner.workspace import copy_without_links, remove_tree, seed_workspace
 from agentbench.scenario.schema import FileCheck, Scenario, StateCheck
 from agentbench.tools.code import run_pytest
 
@@ -187,20 +186,56 @@ def hidden_tests_grade(run: GradingInput) -> list[GradeRecord]:
     spec = run.scenario.checks.tests
     if spec is None:
         return []
-    with tempfile.TemporaryDirectory(prefix="agentbench-grade-") as folder:
-        copy = Path(folder) / "workspace"
-        shutil.copytree(run.workspace, copy, symlinks=True)
-        seed_workspace(copy, spec.files)  # hidden files replace the model's files of the same name
+    folder = Path(tempfile.mkdtemp(prefix="agentbench-grade-"))
+    try:
+        copy = folder / "workspace"
+        try:
+            copy_without_links(run.workspace, copy)
+            seed_workspace(copy, spec.files)  # hidden files replace the model's files of the same name
+        except (OSError, RecursionError, ScenarioError) as exc:
+            return [_verdict("tests", False, f"the final workspace could not be prepared for the hidden tests: {exc}")]
         try:
             report = run_pytest(copy, sorted(spec.files), timeout_s=spec.timeout_s, hardened=True,
                                 allow_unsafe=bool(run.options.get("allow_unsafe_code")))
         except ToolError as exc:
             return [_verdict("tests", False, f"hidden tests could not run: {exc}")]
+    finally:
+        remove_tree(folder)
+    return [_hidden_tests_verdict(report, expected_tests(spec.files))]
+
+
+def expected_tests(files: dict[str, str]) -> int:
+    """How many test functions the hidden files define (a floor: parametrisation adds cases)."""
+    count = 0
+    for text in files.values():
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
+                count += 1
+            elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+                count += sum(isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name.startswith("test")
+                             for f in node.body)
+    return count
+
+
+def _hidden_tests_verdict(report: Any, expected: int) -> GradeRecord:
+    """Pass only on a clean exit with at least every hidden test passing: code under test runs in
+    pytest's process and could rewrite its report, but then has to get the count and the exit
+    status right as well (the residual risk is documented in docs/sandbox.md)."""
     summary = (f"hidden tests: {report.passed} passed, {report.failed} failed, {report.errors} errors"
-               f"{', timed out' if report.timed_out else ''} ({report.sandbox})")
-    failing = f"; failing: {', '.join(report.failing[:5])}" if report.failing else ""
-    total = report.passed + report.failed + report.errors
-    return [_verdict("tests", report.all_passed, summary + failing, score=report.passed / total if total else 0.0)]
+               f"{', timed out' if report.timed_out else ''}, exit code {report.exit_code} ({report.sandbox})")
+    problems = [f"failing: {', '.join(report.failing[:5])}"] if report.failing else []
+    if report.passed < expected:
+        problems.append(f"only {report.passed} of the {expected} hidden tests passed")
+    if report.exit_code != 0:
+        problems.append("pytest did not exit cleanly")
+    total = max(report.passed + report.failed + report.errors, expected)
+    ok = report.all_passed and report.exit_code == 0 and report.passed >= expected
+    score = min(report.passed, total) / total if total else 0.0
+    return _verdict("tests", ok, "; ".join([summary, *problems]), score=score)
 
 
 def _read_inside(workspace: Path, relative: str) -> str | None:

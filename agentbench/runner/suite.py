@@ -4,13 +4,14 @@ stored the moment it is graded. A resumed run skips what the store already holds
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentbench import __version__
 from agentbench.models.backends import make_backend
 from agentbench.models.registry import ModelSpec
-from agentbench.runner.execute import run_scenario
+from agentbench.runner.execute import failed_result, run_scenario
 from agentbench.runner.records import ScenarioResult
 from agentbench.runner.workers import auto_workers, run_in_workers
 from agentbench.scenario.loader import ScenarioLibrary
@@ -51,9 +52,13 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
     fresh: list[ScenarioResult] = []
 
     async def one(scenario_id: str, repeat: int) -> None:
-        async with gate:
-            result = await run_scenario(library.get(scenario_id), backend, run_id=plan.run_id,
-                                        repeat=repeat, tool_options=plan.tool_options)
+        scenario = library.get(scenario_id)
+        try:
+            async with gate:
+                result = await run_scenario(scenario, backend, run_id=plan.run_id, repeat=repeat,
+                                            tool_options=plan.tool_options)
+        except Exception:  # run_scenario records failures itself; this is the last line of defence
+            result = failed_result(scenario, key, plan.run_id, repeat, traceback.format_exc(limit=20))
         store.append(result)  # before anything else can fail: a graded result is never lost
         fresh.append(result)
         if on_result is not None:

@@ -16,12 +16,13 @@ import os
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
 from agentbench.models.backends import Backend, make_backend
 from agentbench.models.registry import ModelSpec
-from agentbench.runner.execute import run_scenario
+from agentbench.runner.execute import failed_result, run_scenario
 from agentbench.scenario.loader import ScenarioLibrary, load_library
 
 
@@ -47,9 +48,14 @@ async def _serve(job: dict[str, Any], library: ScenarioLibrary, backend: Backend
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(item: dict[str, Any]) -> None:
-        async with gate:
-            result = await run_scenario(library.get(item["scenario_id"]), backend, run_id=job["run_id"],
-                                        repeat=int(item["repeat"]), tool_options=job["tool_options"])
+        scenario = library.get(item["scenario_id"])
+        try:
+            async with gate:
+                result = await run_scenario(scenario, backend, run_id=job["run_id"], repeat=int(item["repeat"]),
+                                            tool_options=job["tool_options"])
+        except BaseException:  # every item gets an answer, or the parent would wait for it forever
+            result = failed_result(scenario, job["model_spec"]["key"], job["run_id"], int(item["repeat"]),
+                                   traceback.format_exc(limit=20))
         results.write(result.model_dump_json() + "\n")
         results.flush()
 

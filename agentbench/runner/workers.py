@@ -66,10 +66,14 @@ async def _drive(proc: asyncio.subprocess.Process, job: dict[str, Any], slots: i
     for _ in range(slots):
         send_next()
     while in_flight:
-        line = await stdout.readline()
-        if not line:
-            break  # the worker died
-        result = ScenarioResult.model_validate_json(line)
+        try:
+            line = await stdout.readline()
+            if not line:
+                break  # the worker died
+            result = ScenarioResult.model_validate_json(line)
+        except (ValueError, asyncio.LimitOverrunError):  # an unreadable answer: treat the worker as broken
+            proc.kill()
+            break
         in_flight.discard((result.scenario_id, result.repeat))
         dispatch.accept(result, line.decode())
         send_next()
