@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "build_agent": "agentbench.agent",
     "AgentbenchError": "agentbench.errors",
     "ConfigError": "agentbench.errors",
     "EndpointError": "agentbench.errors",
@@ -59,6 +60,7 @@ __all__ = [
     "ScenarioResult",
     "ToolError",
     "__version__",
+    "build_agent",
     "execute_plan",
     "load_library",
     "load_registry",
@@ -86,6 +88,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from agentbench.agent import build_agent
     from agentbench.errors import AgentbenchError, ConfigError, EndpointError, Problem, ScenarioError, ToolError
     from agentbench.models.backends import Backend, make_backend
     from agentbench.models.registry import ModelSpec, load_registry, resolve_model

@@ -183,7 +183,9 @@ async def _run_call(call: dict[str, Any], tools: dict[str, BaseTool], config: Ru
                              "unknown_tool")
     start = time.perf_counter()
     try:
-        output = await tool.ainvoke(call["args"], config)
+        # Invoked with the tool call itself, a tool answers with a ToolMessage that keeps its
+        # artifact (a delegate tool's worker transcript and cost, for instance).
+        output = await tool.ainvoke({**call, "type": "tool_call"}, config)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
                              for e in exc.errors())
@@ -192,8 +194,11 @@ async def _run_call(call: dict[str, Any], tools: dict[str, BaseTool], config: Ru
     except (ToolError, ToolException) as exc:
         return _error_result(call, str(exc), "tool_error", time.perf_counter() - start)
     latency = time.perf_counter() - start
-    content = output if isinstance(output, str) else json.dumps(output, default=str)
-    return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"],
+    artifact = output.artifact if isinstance(output, ToolMessage) else None
+    content = output.content if isinstance(output, ToolMessage) else output
+    if not isinstance(content, str):
+        content = json.dumps(content, default=str)
+    return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"], artifact=artifact,
                        response_metadata={META: {"status": "ok", "latency_s": latency}})
 
 

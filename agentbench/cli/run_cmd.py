@@ -16,7 +16,13 @@ from agentbench.cli.transcript_view import print_result
 from agentbench.models.registry import resolve_model
 from agentbench.report.render import write_report
 from agentbench.report.summary import fault_audit, summarize
-from agentbench.report.tables import category_table, failures_table, fault_table, summary_table
+from agentbench.report.tables import (
+    architecture_table,
+    category_table,
+    failures_table,
+    fault_table,
+    summary_table,
+)
 from agentbench.runner.records import ScenarioResult
 from agentbench.runner.suite import execute_plan, make_plan
 from agentbench.scenario.loader import ScenarioLibrary
@@ -124,6 +130,8 @@ def _print_run(plan: RunPlan, results: Sequence[ScenarioResult], paths: tuple[Pa
               f"({len(plan.scenario_ids)} scenarios x {len(plan.models)} models x {plan.repeats} repeats)")
     common.print_table(summary_table(summary))
     common.print_table(category_table(summary))
+    if any(spec.get("backend") == "architecture" for spec in plan.model_specs.values()):
+        common.print_table(architecture_table(results, summary, plan.model_specs))
     audits = fault_audit(results)
     if audits:
         common.print_table(fault_table(audits))

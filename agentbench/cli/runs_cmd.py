@@ -41,7 +41,7 @@ def show_run(run_id: Annotated[str | None, typer.Argument(help="Run id (default:
         return
     for line in run_intro(plan, found):
         out.print(line)
-    for table in report_tables(found, plan.models):
+    for table in report_tables(found, plan.models, plan.model_specs):
         common.print_table(table)
 
 

@@ -7,14 +7,18 @@ called once per scenario run.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
 
 from agentbench.errors import ConfigError
+from agentbench.graphs import BINDING_KEY, LoopBinding, tool_loop
 from agentbench.models.faults import noisy_script
 from agentbench.models.offline import ReferenceChatModel
 from agentbench.models.openai_chat import ToolSafeChatOpenAI
@@ -25,6 +29,22 @@ from agentbench.scenario.schema import Scenario
 #: Request headers that tell a server (or a proxy's logs) which scenario a request belongs to.
 SCENARIO_HEADER = "X-Agentbench-Scenario"
 REPEAT_HEADER = "X-Agentbench-Repeat"
+
+
+@dataclass(frozen=True)
+class Agent:
+    """What one scenario run executes: a compiled graph and the ``configurable`` values its
+    invocations need (for the shared tool loop: the run's model and tools)."""
+
+    graph: Any
+    configurable: dict[str, Any] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=256)
+def shared_tool_loop(system: str | None, max_steps: int) -> Any:
+    """One compiled tool loop per (system prompt, step limit), shared by concurrent runs: each
+    invocation binds its own model and tools (compiling a StateGraph costs milliseconds)."""
+    return tool_loop(None, system=system, max_steps=max_steps)
 
 
 class Backend:
@@ -39,9 +59,18 @@ class Backend:
     async def stop(self) -> None:
         """Release what ``start`` took. Called once after its scenarios, even on failure."""
 
-    def chat_model(self, scenario: Scenario, repeat: int) -> BaseChatModel:
-        """A chat model for one run of ``scenario``."""
+    def chat_model(self, scenario: Scenario | None, repeat: int = 0) -> BaseChatModel:
+        """A chat model for one run of ``scenario`` (``None``: outside any scenario, e.g. an app)."""
         raise NotImplementedError
+
+    def agent(self, tools: Sequence[BaseTool], *, system: str | None, max_steps: int,
+              scenario: Scenario | None = None, repeat: int = 0, checkpointer: Any = None) -> Agent:
+        """The agent for one run: by default the tool loop around ``chat_model``. Without a
+        checkpointer the compiled loop is shared and binds this run's model and tools per call."""
+        model = self.chat_model(scenario, repeat)
+        if checkpointer is not None:
+            return Agent(tool_loop(model, tools, system=system, max_steps=max_steps, checkpointer=checkpointer))
+        return Agent(shared_tool_loop(system, max_steps), {BINDING_KEY: LoopBinding.of(model, tools)})
 
     def worker_spec(self) -> ModelSpec:
         """The entry worker processes build their own backend from, once ``start`` has run.
@@ -59,7 +88,9 @@ class Backend:
 class ReferenceBackend(Backend):
     """Scripted gold solutions, optionally with seeded faults (``faults`` in the entry)."""
 
-    def chat_model(self, scenario: Scenario, repeat: int) -> BaseChatModel:
+    def chat_model(self, scenario: Scenario | None, repeat: int = 0) -> BaseChatModel:
+        if scenario is None:
+            raise ConfigError(f"{self.spec.key!r} replays scenarios' gold solutions; it cannot serve an app")
         faults = self.spec.faults
         if faults is None:
             script = gold_script(scenario)
@@ -99,8 +130,9 @@ class OpenAIBackend(Backend):
             await self._http.aclose()
             self._http = None
 
-    def chat_model(self, scenario: Scenario, repeat: int) -> BaseChatModel:
+    def chat_model(self, scenario: Scenario | None, repeat: int = 0) -> BaseChatModel:
         sampling = self.spec.sampling
+        headers = {SCENARIO_HEADER: scenario.id, REPEAT_HEADER: str(repeat)} if scenario else {}
         return ToolSafeChatOpenAI(
             http_async_client=self._http,
             model=self.spec.model_name or "",
@@ -116,7 +148,7 @@ class OpenAIBackend(Backend):
             seed=sampling.seed,
             timeout=self.spec.timeout_s,
             max_retries=self.spec.max_retries,
-            default_headers={SCENARIO_HEADER: scenario.id, REPEAT_HEADER: str(repeat)},
+            default_headers=headers,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -131,7 +163,12 @@ BACKENDS: dict[str, Callable[[ModelSpec], Backend]] = {
 
 def make_backend(spec: ModelSpec) -> Backend:
     """The backend for a registry entry."""
+    if spec.backend == "architecture" and "architecture" not in BACKENDS:
+        from agentbench.models.arch_backend import ArchitectureBackend  # composes the other backends
+
+        BACKENDS["architecture"] = ArchitectureBackend
     try:
-        return BACKENDS[spec.backend](spec)
+        factory = BACKENDS[spec.backend]
     except KeyError:
         raise ConfigError(f"model {spec.key!r}: unknown backend {spec.backend!r}") from None
+    return factory(spec)

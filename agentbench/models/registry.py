@@ -11,9 +11,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentbench.errors import ConfigError
+from agentbench.models.architectures import Architecture, resolve_members
 from agentbench.scenario.problems import validation_problems
 from agentbench.scenario.yaml_source import parse_yaml
 
@@ -44,7 +45,7 @@ class ModelSpec(_Strict):
     """One registry entry."""
 
     key: str = ""
-    backend: Literal["reference", "openai"]
+    backend: Literal["reference", "openai", "architecture"]
     description: str = ""
     # openai: any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp, a hosted API)
     base_url: str | None = None
@@ -56,6 +57,15 @@ class ModelSpec(_Strict):
     sampling: Sampling = Field(default_factory=Sampling)
     # reference
     faults: FaultSettings | None = None
+    # architecture: other entries composed (see agentbench/models/architectures.py)
+    architecture: Architecture | None = None
+    members: dict[str, ModelSpec] = Field(default_factory=dict, description="resolved member entries")
+
+    @model_validator(mode="after")
+    def _architecture_fits(self) -> ModelSpec:
+        if (self.backend == "architecture") != (self.architecture is not None):
+            raise ValueError("'architecture' is required with backend 'architecture' and only there")
+        return self
 
 
 def _read_entries(text: str, source: str) -> dict[str, ModelSpec]:
@@ -90,10 +100,18 @@ def load_registry(models_file: Path | None = None) -> dict[str, ModelSpec]:
     return registry
 
 
+ARCH_PREFIX = "arch:"
+
+
 def resolve_model(key: str, registry: dict[str, ModelSpec]) -> ModelSpec:
-    """The entry ``key``; ``ConfigError`` listing the known keys otherwise."""
-    if key in registry:
-        return registry[key]
+    """The entry ``key`` (``arch:NAME`` insists on an architecture), with an architecture's
+    members resolved; ``ConfigError`` listing the known keys otherwise."""
+    name = key.removeprefix(ARCH_PREFIX)
+    if name in registry:
+        spec = registry[name]
+        if key.startswith(ARCH_PREFIX) and spec.backend != "architecture":
+            raise ConfigError(f"{key!r}: {name!r} is a {spec.backend} model, not an architecture")
+        return resolve_members(spec, registry) if spec.backend == "architecture" else spec
     raise ConfigError(f"unknown model {key!r}; known models: {', '.join(sorted(registry))} "
                       "(add your own with --models-file, or use --base-url/--model-name)")
 

@@ -77,7 +77,7 @@ def run_intro(plan: RunPlan, results: Sequence[ScenarioResult]) -> list[str]:
 
 def write_report(plan: RunPlan, results: Sequence[ScenarioResult], out_dir: Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
-    tables = report_tables(results, plan.models)
+    tables = report_tables(results, plan.models, plan.model_specs)
     title = f"agentbench report: {plan.run_id}"
     intro = run_intro(plan, results)
     out_dir.mkdir(parents=True, exist_ok=True)

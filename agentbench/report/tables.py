@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from agentbench.models.architectures import describe_spec
 from agentbench.report.summary import FaultAudit, Summary, fault_audit, summarize
 from agentbench.runner.records import ScenarioResult
 
@@ -106,10 +109,51 @@ def fault_table(audits: Sequence[FaultAudit]) -> Table:
     return table
 
 
-def report_tables(results: Sequence[ScenarioResult], model_order: Sequence[str] = ()) -> list[Table]:
+def _event_counts(results: Sequence[ScenarioResult]) -> str:
+    counts: Counter[str] = Counter()
+    for r in results:
+        for e in r.events:
+            kind = e.get("kind", "?")
+            label = {"route": f"route {e.get('route')}", "delegate": f"delegate {e.get('worker')}",
+                     "fallback": f"fallback {e.get('from')}->{e.get('to')}",
+                     "answered_by": f"answered by {e.get('agent')}"}.get(kind, kind)
+            counts[label] += 1
+    return ", ".join(f"{k} x{v}" for k, v in counts.most_common()) or "-"
+
+
+def architecture_table(results: Sequence[ScenarioResult], summary: Summary,
+                       specs: Mapping[str, Mapping[str, Any]]) -> Table:
+    """Architectures beside the best single model: what they cost for what they gain."""
+    archs = [m for m in summary.models if specs.get(m, {}).get("backend") == "architecture"]
+    singles = [m for m in summary.models if m not in archs]
+    best = max(singles, key=lambda m: (summary.overall[m].pass_rate, summary.overall[m].mean_score), default=None)
+    table = Table("Architectures", ["architecture", "design", "models loaded at once", "pass rate", "calls/run",
+                                    "tokens/run", "s/run", "events", "best single model"])
+    for arch in archs:
+        s, spec = summary.overall[arch], specs[arch]
+        members = list(spec.get("members", {}))
+        baseline = "-"
+        if best is not None:
+            b = summary.overall[best]
+            baseline = (f"{best}: {pct(b.pass_rate)}, {num(b.mean('steps'), 1)} calls/run, "
+                        f"{num(b.mean('wall_s'), 3)} s/run")
+        tokens = s.mean("input_tokens")
+        total_tokens = None if tokens is None else tokens + (s.mean("output_tokens") or 0)
+        table.rows.append([arch, describe_spec(spec), f"{len(members)} ({', '.join(members)})", pct(s.pass_rate),
+                           num(s.mean("steps"), 1), num(total_tokens, 0), num(s.mean("wall_s"), 3),
+                           _event_counts([r for r in results if r.model == arch]), baseline])
+    table.note = ("calls/run and tokens/run include model work outside the transcript (router calls, failed "
+                  "fallback attempts, delegated workers). GPU memory per model joins with the vLLM registry.")
+    return table
+
+
+def report_tables(results: Sequence[ScenarioResult], model_order: Sequence[str] = (),
+                  specs: Mapping[str, Mapping[str, Any]] | None = None) -> list[Table]:
     """Every table of a run's report, in reading order."""
     summary = summarize(results, model_order)
     tables = [summary_table(summary), category_table(summary)]
+    if specs and any(v.get("backend") == "architecture" for v in specs.values()):
+        tables.append(architecture_table(results, summary, specs))
     audits = fault_audit(results)
     if audits:
         tables.append(fault_table(audits))

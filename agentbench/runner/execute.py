@@ -6,7 +6,6 @@ exception becomes ``error`` with its traceback, so one scenario never stops the 
 
 from __future__ import annotations
 
-import functools
 import tempfile
 import time
 import traceback
@@ -20,8 +19,8 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from agentbench.errors import EndpointError
 from agentbench.grading.graders import GradingInput, grade
-from agentbench.graphs import BINDING_KEY, LoopBinding, recursion_limit, tool_loop
-from agentbench.models.backends import Backend
+from agentbench.graphs import recursion_limit
+from agentbench.models.backends import Agent, Backend
 from agentbench.runner.records import (
     GradeRecord,
     ModelCallRecord,
@@ -31,13 +30,14 @@ from agentbench.runner.records import (
     TurnRecord,
 )
 from agentbench.runner.transcript import (
+    delegation_events,
     faults_in,
     final_answer,
     message_record,
     model_call_records,
     tool_call_records,
 )
-from agentbench.runner.workspace import seed_workspace
+from agentbench.runner.workspace import remove_tree, seed_workspace
 from agentbench.scenario.schema import Scenario
 from agentbench.tools import ToolContext, build_tools, create_services, snapshots, tool_spec
 
@@ -53,6 +53,7 @@ class _Progress:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     model_calls: list[ModelCallRecord] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
     outcome: Outcome = "completed"
     error: str | None = None
 
@@ -63,19 +64,13 @@ def _services_for(scenario: Scenario) -> dict[str, Any]:
     return dict(create_services(scenario.state, [n for n in needed if n]))
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled_loop(system: str | None, max_steps: int) -> Any:
-    """One compiled tool loop per (system prompt, step limit), shared by concurrent runs."""
-    return tool_loop(None, system=system, max_steps=max_steps)
-
-
-async def _play_turns(scenario: Scenario, binding: LoopBinding, progress: _Progress) -> None:
-    graph = _compiled_loop(scenario.system, scenario.max_steps)
+async def _play_turns(scenario: Scenario, agent: Agent, progress: _Progress) -> None:
     history: list[BaseMessage] = []
-    config: Any = {"recursion_limit": recursion_limit(scenario.max_steps), "configurable": {BINDING_KEY: binding}}
+    # An architecture nests tool loops (a router's specialist, a fallback's attempts): leave room.
+    config: Any = {"recursion_limit": 4 * recursion_limit(scenario.max_steps), "configurable": agent.configurable}
     for t, turn in enumerate(scenario.turns):
         start = time.perf_counter()
-        state = await graph.ainvoke({"messages": [*history, HumanMessage(turn.user)]}, config)
+        state = await agent.graph.ainvoke({"messages": [*history, HumanMessage(turn.user)]}, config)
         added = state["messages"][len(history):]
         history = state["messages"]
         outcome: Outcome = "step_limit" if state.get("outcome") == "step_limit" else "completed"
@@ -87,6 +82,7 @@ async def _play_turns(scenario: Scenario, binding: LoopBinding, progress: _Progr
         progress.tool_calls += tool_call_records(added, t)
         progress.model_calls += model_call_records(added, t)
         progress.faults += faults_in(added)
+        progress.events += [{**e, "turn": t} for e in state.get("events", [])] + delegation_events(added, t)
         if outcome == "step_limit":
             progress.outcome = "step_limit"
             return
@@ -107,27 +103,34 @@ async def run_scenario(scenario: Scenario, backend: Backend, *, run_id: str, rep
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
     progress = _Progress()
-    with tempfile.TemporaryDirectory(prefix="agentbench-ws-") as folder:
-        workspace = Path(folder)
+    workspace = Path(tempfile.mkdtemp(prefix="agentbench-ws-"))
+    try:
         seed_workspace(workspace, scenario.workspace)
         context = ToolContext(workspace=workspace, state=_services_for(scenario),
                               options={**(tool_options or {}), "search": scenario.search.model_dump()})
         try:
-            binding = LoopBinding.of(backend.chat_model(scenario, repeat), build_tools(scenario.tools, context))
-            await _play_turns(scenario, binding, progress)
+            agent = backend.agent(build_tools(scenario.tools, context), system=scenario.system,
+                                  max_steps=scenario.max_steps, scenario=scenario, repeat=repeat)
+            await _play_turns(scenario, agent, progress)
         except ENDPOINT_ERRORS as exc:
             where = f" (endpoint {backend.spec.base_url})" if backend.spec.base_url else ""
             progress.outcome, progress.error = "endpoint_error", f"{type(exc).__name__}: {exc}{where}"
         except Exception:  # a bug somewhere: record it loudly, keep the suite going
             progress.outcome, progress.error = "error", traceback.format_exc(limit=20)
-        grades = grade(GradingInput(scenario, progress.turns, progress.tool_calls, progress.outcome,
-                                    workspace, snapshots(context.state), dict(tool_options or {})))
+        try:
+            grades = grade(GradingInput(scenario, progress.turns, progress.tool_calls, progress.outcome,
+                                        workspace, snapshots(context.state), dict(tool_options or {})))
+        except Exception:  # a grader bug: the run's result is still stored, marked as an error
+            progress.outcome, progress.error = "error", traceback.format_exc(limit=20)
+            grades = [GradeRecord(grader="outcome", passed=False, score=0.0, reason="grading crashed")]
+    finally:
+        remove_tree(workspace)  # whatever the model left there (links, deep trees)
     return ScenarioResult(
         run_id=run_id, model=backend.spec.key, scenario_id=scenario.id, category=scenario.category,
         difficulty=scenario.difficulty, tags=list(scenario.tags), repeat=repeat,
         outcome=progress.outcome, error=progress.error, started_at=started,
         wall_s=time.perf_counter() - clock, turns=progress.turns, tool_calls=progress.tool_calls,
-        model_calls=progress.model_calls, grades=grades, faults=progress.faults,
+        model_calls=progress.model_calls, grades=grades, faults=progress.faults, events=progress.events,
         passed=all(g.passed for g in grades),
         score=sum(g.score for g in grades) / len(grades) if grades else 0.0,
     )

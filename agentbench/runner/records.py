@@ -57,6 +57,7 @@ class ModelCallRecord(_Record):
     input_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
+    agent: str | None = None  # within an architecture: which member made the call (None: the main agent)
 
 
 class TurnRecord(_Record):
@@ -106,6 +107,7 @@ class ScenarioResult(_Record):
     model_calls: list[ModelCallRecord] = Field(default_factory=list)
     grades: list[GradeRecord] = Field(default_factory=list)
     faults: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)  # architecture events: routes, fallbacks, delegations
     passed: bool
     score: float = Field(ge=0, le=1)
 
@@ -116,12 +118,14 @@ class ScenarioResult(_Record):
 
     @property
     def steps(self) -> int:
-        """Model calls over all turns."""
-        return len(self.model_calls)
+        """Model calls over all turns, including those an architecture made outside the
+        transcript (a router's own call, failed fallback attempts, delegated workers)."""
+        return len(self.model_calls) + sum(int(e.get("usage", {}).get("model_calls") or 0) for e in self.events)
 
     def tokens(self, kind: Literal["input", "output"]) -> int | None:
-        """Total input or output tokens; None when no call reported usage."""
+        """Total input or output tokens (events included); None when nothing reported usage."""
         values = [getattr(c, f"{kind}_tokens") for c in self.model_calls]
+        values += [e.get("usage", {}).get(f"{kind}_tokens") for e in self.events]
         known = [v for v in values if v is not None]
         return sum(known) if known else None
 

@@ -94,6 +94,12 @@ def final_answer(messages: Sequence[BaseMessage]) -> str:
     return ""
 
 
+def delegation_events(messages: Sequence[BaseMessage], turn: int) -> list[dict[str, Any]]:
+    """Events that tools reported in their artifacts (a delegate tool's worker run and cost)."""
+    return [{**m.artifact, "turn": turn} for m in messages
+            if isinstance(m, ToolMessage) and isinstance(m.artifact, dict) and m.artifact.get("kind")]
+
+
 def faults_in(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """Faults a test model labelled on its messages (``reference-noisy``)."""
     return [m.response_metadata["injected_fault"] for m in messages
