@@ -42,3 +42,12 @@ def test_builtin_scenarios_and_registry_ship_as_package_data() -> None:
     assert (builtin_dir() / "suites.yaml").is_file()
     assert len(list(builtin_dir().glob("*.yaml"))) > 10
     assert "reference" in agentbench.load_registry()
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    from pathlib import Path
+
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    for module in (agentbench, agentbench.graphs, agentbench.tools, agentbench.testing):
+        missing = [n for n in module.__all__ if f"`{n}" not in reference]
+        assert not missing, f"{module.__name__}: {missing} not in docs/api.md"

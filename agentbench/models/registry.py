@@ -54,6 +54,9 @@ class ModelSpec(_Strict):
     timeout_s: float = Field(default=300.0, gt=0)
     max_retries: int = Field(default=1, ge=0)
     stream: bool = Field(default=False, description="stream replies (records time to first token per call)")
+    gpu_memory_gib: float | None = Field(
+        default=None, gt=0, description="GPU memory the model needs when served (measured or estimated); "
+        "summed over an architecture's members in reports")
     sampling: Sampling = Field(default_factory=Sampling)
     # reference
     faults: FaultSettings | None = None

@@ -127,8 +127,8 @@ def architecture_table(results: Sequence[ScenarioResult], summary: Summary,
     archs = [m for m in summary.models if specs.get(m, {}).get("backend") == "architecture"]
     singles = [m for m in summary.models if m not in archs]
     best = max(singles, key=lambda m: (summary.overall[m].pass_rate, summary.overall[m].mean_score), default=None)
-    table = Table("Architectures", ["architecture", "design", "models loaded at once", "pass rate", "calls/run",
-                                    "tokens/run", "s/run", "events", "best single model"])
+    table = Table("Architectures", ["architecture", "design", "models loaded at once", "GPU memory", "pass rate",
+                                    "calls/run", "tokens/run", "s/run", "events", "best single model"])
     for arch in archs:
         s, spec = summary.overall[arch], specs[arch]
         members = list(spec.get("members", {}))
@@ -139,11 +139,14 @@ def architecture_table(results: Sequence[ScenarioResult], summary: Summary,
                         f"{num(b.mean('wall_s'), 3)} s/run")
         tokens = s.mean("input_tokens")
         total_tokens = None if tokens is None else tokens + (s.mean("output_tokens") or 0)
-        table.rows.append([arch, describe_spec(spec), f"{len(members)} ({', '.join(members)})", pct(s.pass_rate),
+        memory = [m.get("gpu_memory_gib") for m in spec.get("members", {}).values()]
+        gib = f"{sum(memory):.1f} GiB" if memory and None not in memory else "n/a"
+        table.rows.append([arch, describe_spec(spec), f"{len(members)} ({', '.join(members)})", gib, pct(s.pass_rate),
                            num(s.mean("steps"), 1), num(total_tokens, 0), num(s.mean("wall_s"), 3),
                            _event_counts([r for r in results if r.model == arch]), baseline])
     table.note = ("calls/run and tokens/run include model work outside the transcript (router calls, failed "
-                  "fallback attempts, delegated workers). GPU memory per model joins with the vLLM registry.")
+                  "fallback attempts, delegated workers). GPU memory: the sum of the members' gpu_memory_gib "
+                  "(n/a while any member's is unknown).")
     return table
 
 

@@ -111,6 +111,24 @@ def test_architecture_config_errors_are_located(tmp_path: Path, capsys) -> None:
     assert "routes without a specialist: general" in capsys.readouterr().err
 
 
+def test_architecture_gpu_memory_is_the_sum_of_its_members(library: ScenarioLibrary, tmp_path: Path) -> None:
+    from agentbench.report.summary import summarize
+    from agentbench.report.tables import architecture_table
+
+    registry = load_registry()
+    registry["reference"] = registry["reference"].model_copy(update={"gpu_memory_gib": 17.5})
+    spec = resolve_model("example-router", registry)
+    results = run(library, "example-router", ["tip_calculation"], tmp_path, registry)
+    table = architecture_table(list(results.values()), summarize(results.values()), {spec.key: spec.model_dump()})
+    assert table.rows[0][3] == "17.5 GiB"  # three routes, one member model: loaded once
+    unknown = resolve_model("example-fallback", load_registry())
+    assert architecture_table([], summarize([]), {}).rows == []
+    assert "n/a" in architecture_table(
+        [r.model_copy(update={"model": unknown.key}) for r in results.values()],
+        summarize([r.model_copy(update={"model": unknown.key}) for r in results.values()]),
+        {unknown.key: unknown.model_dump()}).rows[0][3]
+
+
 def test_run_lists_the_architecture_beside_single_models(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("AGENTBENCH_RESULTS_DIR", str(tmp_path))
     code = main(["run", "--models", "reference,arch:example-router", "--scenarios", "tip_calculation,file_inventory"])
