@@ -169,6 +169,8 @@ def _targets(workspace: Path, targets: list[str] | None) -> list[str]:
                 st = os.lstat(os.path.join(here, *wpath.parts[: i + 1]))
             except FileNotFoundError:
                 raise ToolError(f"'{wpath.shown}' does not exist in the workspace") from None
+            except OSError as exc:  # e.g. "a.py/x": a file used as a directory
+                raise ToolError(f"'{wpath.shown}' cannot be used as a test path: {exc.strerror}") from None
             if stat.S_ISLNK(st.st_mode):
                 raise ToolError(f"'{wpath.shown}' goes through a symbolic link; links are not followed")
         checked.append(wpath.shown + sep + rest)
@@ -204,7 +206,7 @@ def run_pytest(
     # Plugins installed beside agentbench (pytest-asyncio: a second of start-up) stay off: the
     # workspace's tests get plain pytest, the same on every machine.
     result = sandbox.run(command, workspace, limits=sandbox.Limits(wall_s=timeout_s),
-                         env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, allow_unsafe=allow_unsafe)
+                         env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, allow_unsafe=allow_unsafe, outputs=(_JUNIT,))
     output = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
     if len(output) > OUTPUT_TAIL_CHARS:
         output = f"[... {len(output) - OUTPUT_TAIL_CHARS} characters omitted ...]\n" + output[-OUTPUT_TAIL_CHARS:]

@@ -28,6 +28,9 @@ DEFAULT_MAX_WRITE_BYTES = 1_048_576
 DEFAULT_MAX_WORKSPACE_BYTES = 20 * 1_048_576
 MAX_READ_BYTES = 256 * 1024
 MAX_LIST_ENTRIES = 1000
+#: The most components a written path may have: deeper trees break recursive clean-up
+#: (``shutil.rmtree`` recurses once per level) and the code sandbox's depth limit is the same.
+MAX_PATH_DEPTH = 64
 
 _NOT_UTF8_NOTE = "[note: this file is not valid UTF-8; undecodable bytes are shown as \ufffd]\n"
 
@@ -132,6 +135,17 @@ def _check_caps(ctx: ToolContext, shown: str, new_size: int, old_size: int) -> N
         )
 
 
+def _parse_for_writing(path: str) -> sp.WorkspacePath:
+    """``sp.parse_path``, also refusing paths deeper than :data:`MAX_PATH_DEPTH` components."""
+    wpath = sp.parse_path(path)
+    if len(wpath.parts) > MAX_PATH_DEPTH:
+        raise ToolError(
+            f"path '{wpath.shown[:80]}...' has {len(wpath.parts)} components; the limit is "
+            f"{MAX_PATH_DEPTH} (nest directories less deeply)"
+        )
+    return wpath
+
+
 def _existing_size(ctx: ToolContext, wpath: sp.WorkspacePath) -> int:
     """Size of the regular file at ``wpath`` if there is one (0 otherwise), links not followed."""
     try:
@@ -231,7 +245,7 @@ At most 1 MiB per write. Returns a confirmation such as "wrote 42 bytes to out/r
 )
 def write_file(ctx: ToolContext, args: WriteFileArgs) -> str:
     """Write ``args.content`` to ``args.path``, creating parent directories."""
-    wpath = sp.parse_path(args.path)
+    wpath = _parse_for_writing(args.path)
     data = _encode(args.content, "content")
     # Caps are checked before anything is created, so a refused write leaves no trace.
     _check_caps(ctx, wpath.shown, len(data), _existing_size(ctx, wpath))
@@ -259,7 +273,7 @@ Returns a confirmation with the file's new size.""",
 )
 def edit_file(ctx: ToolContext, args: EditFileArgs) -> str:
     """Replace the single occurrence of ``args.old_text`` in ``args.path`` by ``args.new_text``."""
-    wpath = sp.parse_path(args.path)
+    wpath = _parse_for_writing(args.path)
     if not args.old_text:
         raise ToolError("old_text is empty; give the exact text to replace")
     with sp.open_dir(ctx.workspace, wpath.parent, shown=wpath.shown) as dir_fd:

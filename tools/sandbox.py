@@ -14,7 +14,10 @@ What the sandboxed program sees (see ``docs/sandbox.md`` for the full list of fl
 Inside, :mod:`._sandbox_launcher` sets the rlimits (CPU seconds, address space, processes, file
 size, open files) and execs the program. The parent enforces the wall-clock limit (killing the
 whole process group; the pid namespace takes every descendant with it), caps the output it keeps
-(head and tail, with a marker), and watches the workspace's size.
+(head and tail, with a marker), and watches the size, entry count and depth of the workspace and
+the output folder together (walking them by directory descriptors, so no path is too long to
+count). After the run, anything nested deeper than the depth limit is removed, and only the
+output files the caller names are read back, within a byte cap.
 
 When this process runs as root, the sandbox runs as an unprivileged uid
 (:data:`UNPRIVILEGED_UID`): the kernel never enforces ``RLIMIT_NPROC`` for uid 0, so a fork bomb
@@ -30,7 +33,9 @@ isolation) and every result says ``"sandbox": "none (unsafe)"``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import itertools
 import math
 import os
 import selectors
@@ -41,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -68,6 +73,14 @@ KILL_GRACE_S = 2.0
 #: Top-level entries of ``/`` mirrored into the sandbox (as a symlink if one on the host).
 _ROOT_ENTRIES = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _LAUNCHER_SOURCE = (Path(__file__).with_name("_sandbox_launcher.py")).read_text(encoding="utf-8")
+#: How a directory is opened while walking a tree: never through a link, never as a path.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: How a file is opened to read it back or to fix its mode (never through a link, never blocking).
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+#: The most entries an ownership hand-over walks (the watchdog stops a run long before).
+_OWNERSHIP_ENTRIES = 200_000
+#: The most files of the output folder read back when the caller names none.
+_MAX_OUTPUT_FILES = 256
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,8 @@ class Limits:
     output_bytes: int = 64 * 1024  # kept per stream (stdout, stderr)
     workspace_bytes: int = 64 * 1024**2  # the workspace's total size; the run is killed above it
     workspace_entries: int = 20_000  # files and directories in the workspace
+    workspace_depth: int = 64  # directory levels below the workspace; deeper entries are removed
+    outputs_bytes: int = 16 * 1024**2  # read back from the output folder, all files together
     tmp_bytes: int = 64 * 1024**2  # size of the sandbox's /tmp (memory-backed)
 
     @property
@@ -166,27 +181,34 @@ def run(
     workspace: Path,
     *,
     inputs: dict[str, bytes] | None = None,
+    outputs: Sequence[str] | None = None,
     limits: Limits | None = None,
     env: dict[str, str] | None = None,
     allow_unsafe: bool = False,
 ) -> SandboxResult:
     """Run ``command(layout)`` in the sandbox with cwd = the workspace.
 
-    ``inputs`` become read-only files under ``layout.inputs``; files the program writes under
-    ``layout.outputs`` come back in ``result.outputs``; ``env`` adds environment variables.
-    Raises ``ToolError`` if the sandbox is unavailable and ``allow_unsafe`` is false.
+    ``inputs`` become read-only files under ``layout.inputs``. Of the files the program writes
+    under ``layout.outputs``, those named in ``outputs`` (``None``: any, up to
+    :data:`_MAX_OUTPUT_FILES`) come back in ``result.outputs``, at most ``limits.outputs_bytes``
+    together; the output folder counts against the workspace limits while the program runs.
+    ``env`` adds environment variables. Raises ``ToolError`` if the sandbox is unavailable and
+    ``allow_unsafe`` is false.
     """
     kind = prepare(allow_unsafe)
     limits = limits or Limits()
     bwrap = BWRAP_PATH if kind == SANDBOX_NAME else None
-    return _run(bwrap, workspace, command, inputs or {}, limits, env or {})
+    return _run(bwrap, workspace, command, inputs or {}, limits, env or {}, outputs=outputs)
 
 
 def _run(
     bwrap: str | None, workspace: Path, command: Callable[[Layout], list[str]],
     inputs: dict[str, bytes], limits: Limits, env: dict[str, str] | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> SandboxResult:
     """Set up the I/O directories and ownership, run, collect outputs, restore ownership."""
+    for name in outputs or ():
+        _check_name(name, "output")
     workspace = Path(os.path.realpath(workspace))
     workspace.mkdir(parents=True, exist_ok=True)
     drop = bwrap is not None and os.geteuid() == 0
@@ -195,42 +217,72 @@ def _run(
         io_dir.chmod(0o755)  # the sandbox's uid must reach in/ and out/
         _write_inputs(io_dir / "in", inputs)
         (io_dir / "out").mkdir()
-        with _owned_by_sandbox([workspace, io_dir / "out"], drop):
-            if bwrap is None:
-                layout = Layout(str(workspace), str(io_dir / "in"), str(io_dir / "out"))
-                argv = _launcher(command(layout), limits)
-                result = _execute(argv, workspace, limits, UNSAFE_NAME, {**_environment(str(workspace)), **(env or {})})
-            else:
-                layout = Layout(SANDBOX_WORKSPACE, f"{SANDBOX_IO}/in", f"{SANDBOX_IO}/out")
-                binds, pairs = _plan_binds(workspace, io_dir, drop)
-                argv = _bwrap_argv(bwrap, binds, limits, env or {}) + _launcher(command(layout), limits)
-                argv = _stage0(pairs, argv) if drop else argv
-                result = _execute(argv, workspace, limits, SANDBOX_NAME, {})
-        outputs = _read_outputs(io_dir / "out")
-    return SandboxResult(**{**result.__dict__, "outputs": outputs})
+        watched = [workspace, io_dir / "out"]
+        with _owned_by_sandbox(watched, drop):
+            try:
+                if bwrap is None:
+                    layout = Layout(str(workspace), str(io_dir / "in"), str(io_dir / "out"))
+                    argv = _launcher(command(layout), limits)
+                    result = _execute(argv, watched, limits, UNSAFE_NAME,
+                                      {**_environment(str(workspace)), **(env or {})})
+                else:
+                    layout = Layout(SANDBOX_WORKSPACE, f"{SANDBOX_IO}/in", f"{SANDBOX_IO}/out")
+                    binds, pairs = _plan_binds(workspace, io_dir, drop)
+                    argv = _bwrap_argv(bwrap, binds, limits, env or {}) + _launcher(command(layout), limits)
+                    argv = _stage0(pairs, argv) if drop else argv
+                    result = _execute(argv, watched, limits, SANDBOX_NAME, {})
+            finally:
+                # Before ownership goes back and before anyone cleans up recursively: nothing may
+                # stay deeper than the depth limit (a program can nest faster than the watchdog polls).
+                pruned = sum(_prune(root, limits.workspace_depth) for root in watched)
+        found = _read_outputs(io_dir / "out", outputs, limits.outputs_bytes)
+    stderr = result.stderr
+    if pruned:
+        stderr += (f"\n[sandbox: {pruned} entries nested deeper than {limits.workspace_depth} levels "
+                   "were removed from the workspace]")
+    return SandboxResult(**{**result.__dict__, "stderr": stderr, "outputs": found})
+
+
+def _check_name(name: str, what: str) -> None:
+    """``ValueError`` unless ``name`` is a plain file name."""
+    if "/" in name or "\0" in name or name in ("", ".", ".."):
+        raise ValueError(f"bad {what} file name {name!r}")
 
 
 def _write_inputs(in_dir: Path, inputs: dict[str, bytes]) -> None:
     """Write the input files, readable (not writable) by the sandbox's uid."""
     in_dir.mkdir()
     for name, data in inputs.items():
-        if "/" in name or name in ("", ".", ".."):
-            raise ValueError(f"bad input file name {name!r}")
+        _check_name(name, "input")
         path = in_dir / name
         path.write_bytes(data)
         path.chmod(0o644)
     in_dir.chmod(0o755)
 
 
-def _read_outputs(out_dir: Path, limit: int = 16 * 1024**2) -> dict[str, bytes]:
-    """Regular files directly in ``out_dir`` (links not followed), at most ``limit`` bytes each."""
+def _read_outputs(out_dir: Path, names: Sequence[str] | None, limit: int) -> dict[str, bytes]:
+    """The regular files ``names`` directly in ``out_dir`` (``None``: the first
+    :data:`_MAX_OUTPUT_FILES` in name order), links not followed, at most ``limit`` bytes together;
+    a file that is missing or not a regular file is left out."""
     found: dict[str, bytes] = {}
-    with os.scandir(out_dir) as it:
-        for entry in it:
-            if entry.is_file(follow_symlinks=False):
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                with os.fdopen(fd, "rb") as f:
-                    found[entry.name] = f.read(limit)
+    dir_fd = os.open(out_dir, _DIR_FLAGS)
+    try:
+        if names is None:
+            with os.scandir(dir_fd) as it:
+                names = sorted(e.name for e in itertools.islice(it, _MAX_OUTPUT_FILES))
+        for name in names:
+            if limit <= 0:
+                break
+            try:
+                fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+            except OSError:
+                continue
+            with os.fdopen(fd, "rb") as f:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    found[name] = f.read(limit)
+                    limit -= len(found[name])
+    finally:
+        os.close(dir_fd)
     return found
 
 
@@ -339,24 +391,185 @@ os.execv(argv[0], argv)
 """
 
 
+# --------------------------------------------------------------------------- walking the tree
+
+
+@dataclass
+class _WalkState:
+    """What a :func:`_walk` could not do."""
+
+    errors: int = 0  # entries or directories that could not be examined (vanished ones aside)
+    too_deep: bool = False  # an entry lies deeper than the depth limit
+    truncated: bool = False  # the entry limit stopped the walk
+
+
+def _walk(
+    root: Path, state: _WalkState, *, max_depth: int, limit: int,
+) -> Iterator[tuple[int, str, os.stat_result, int]]:
+    """``root`` and everything under it, links not followed, as (directory descriptor, name,
+    ``lstat``, depth); ``root`` itself comes first as (its own descriptor, ``"."``, ..., 0).
+
+    Every look-up is relative to an open directory descriptor (``openat``/``fstatat`` with
+    ``O_NOFOLLOW``): no path is longer than one name, so nothing hides beyond ``PATH_MAX``, and a
+    directory swapped for a link while walking is never entered. Iterative: one descriptor is
+    open per level of the current directory. Entries at ``max_depth + 1`` are yielded (so that
+    they can be removed) and set ``state.too_deep``; nothing deeper is. An entry that vanishes
+    meanwhile is skipped; any other failure counts in ``state.errors``. The descriptors are valid
+    only until the generator resumes.
+    """
+    try:
+        root_fd = os.open(root, _DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    except OSError:
+        state.errors += 1
+        return
+    refs = {root_fd: 1}  # open descriptor -> uses left (its listing, its subdirectories to visit)
+    todo: list[tuple[int, str, int]] = []  # subdirectories to visit: (parent's descriptor, name, depth)
+
+    def release(fd: int) -> None:
+        refs[fd] -= 1
+        if not refs[fd]:
+            del refs[fd]
+            os.close(fd)
+
+    try:
+        yield root_fd, ".", os.fstat(root_fd), 0
+        seen = 1
+        current: tuple[int, int] | None = (root_fd, 0)
+        while current is not None or todo:
+            if current is None:
+                parent, name, depth = todo.pop()
+                try:
+                    fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+                except (FileNotFoundError, NotADirectoryError):
+                    pass  # gone or no longer a directory since it was listed
+                except OSError:
+                    state.errors += 1
+                else:
+                    refs[fd] = 1
+                    current = (fd, depth)
+                finally:
+                    release(parent)
+                continue
+            dir_fd, depth = current
+            current = None
+            try:
+                with os.scandir(dir_fd) as it:
+                    for entry in it:
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        except OSError:
+                            state.errors += 1
+                            continue
+                        seen += 1
+                        if seen > limit:
+                            state.truncated = True
+                            return
+                        if depth + 1 > max_depth:
+                            state.too_deep = True
+                        yield dir_fd, entry.name, st, depth + 1
+                        if stat.S_ISDIR(st.st_mode) and depth + 1 <= max_depth:
+                            refs[dir_fd] += 1
+                            todo.append((dir_fd, entry.name, depth + 1))
+            except OSError:
+                state.errors += 1
+            finally:
+                release(dir_fd)
+    finally:
+        for fd in refs:
+            os.close(fd)
+
+
+def _prune(root: Path, max_depth: int) -> int:
+    """Remove every entry of ``root`` deeper than ``max_depth`` levels; how many top entries went."""
+    state = _WalkState()
+    removed = 0
+    for dir_fd, name, st, depth in _walk(root, state, max_depth=max_depth, limit=_OWNERSHIP_ENTRIES):
+        if depth > max_depth:
+            with contextlib.suppress(OSError):
+                if stat.S_ISDIR(st.st_mode):
+                    _remove_tree(dir_fd, name)
+                else:
+                    os.unlink(name, dir_fd=dir_fd)
+                removed += 1
+    return removed
+
+
+def _remove_tree(parent_fd: int, name: str, budget: int = 1_000_000) -> None:
+    """Remove the directory ``name`` of ``parent_fd`` and everything in it, however deep, without
+    recursion and with three descriptors at most: the subdirectories of each child directory are
+    renamed up into ``name`` itself (same file system), so the tree flattens as it empties.
+    ``OSError`` if it cannot, or after ``budget`` operations (a program still writing into it)."""
+    top = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    serial = 0
+    try:
+        while True:
+            with os.scandir(top) as it:
+                children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+            if not children:
+                break
+            for child, is_dir in children:
+                budget -= 1
+                if not is_dir:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(child, dir_fd=top)
+                    continue
+                fd = os.open(child, _DIR_FLAGS, dir_fd=top)
+                try:
+                    with os.scandir(fd) as it:
+                        grandchildren = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+                    for grandchild, sub in grandchildren:
+                        budget -= 1
+                        if sub:  # hoist it into ``top`` under a fresh name
+                            serial = _hoist(fd, grandchild, top, serial)
+                        else:
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(grandchild, dir_fd=fd)
+                finally:
+                    os.close(fd)
+                os.rmdir(child, dir_fd=top)
+                if budget <= 0:
+                    raise OSError(f"could not remove {name!r}: it keeps changing")
+    finally:
+        os.close(top)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
+def _hoist(src_fd: int, name: str, dst_fd: int, serial: int) -> int:
+    """Rename the directory ``name`` of ``src_fd`` into ``dst_fd`` as ``.pruneN`` (the first free
+    N above ``serial``); the last N tried."""
+    for _ in range(1000):
+        serial += 1
+        try:
+            os.rename(name, f".prune{serial}", src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+            return serial
+        except FileNotFoundError:
+            return serial  # gone already
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise
+    raise OSError(f"no free name to move {name!r} to")
+
+
 # --------------------------------------------------------------------------- ownership (root only)
 
 
-def _entries(root: Path, limit: int = 200_000) -> Iterator[tuple[str, os.stat_result]]:
-    """``root`` and everything under it (links not followed), with their ``lstat``."""
-    stack = [str(root)]
-    seen = 0
-    while stack and seen < limit:
-        path = stack.pop()
+def _chown_entry(dir_fd: int, name: str, st: os.stat_result, uid: int, gid: int, strip_setid: bool) -> None:
+    """Give the entry ``name`` of ``dir_fd`` (``st``: its ``lstat``) to ``uid``:``gid``, without
+    following links; with ``strip_setid``, clear set-id bits through a descriptor of the same file."""
+    os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+    setid = stat.S_ISUID | stat.S_ISGID
+    if strip_setid and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and st.st_mode & setid:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
         try:
-            st = os.lstat(path)
-        except OSError:
-            continue
-        seen += 1
-        yield path, st
-        if stat.S_ISDIR(st.st_mode):
-            with contextlib.suppress(OSError), os.scandir(path) as it:
-                stack.extend(e.path for e in it)
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                os.fchmod(fd, stat.S_IMODE(now.st_mode) & ~setid)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -365,7 +578,8 @@ def _owned_by_sandbox(roots: list[Path], drop: bool) -> Iterator[None]:
 
     Files with several hard links stay as they are: another link may be outside the workspace.
     Afterwards everything the sandbox uid owns goes back to the owner of each root, without
-    set-id bits.
+    set-id bits. Every change is made relative to an open directory descriptor, never through a
+    path (see :func:`_walk`).
     """
     if not drop:
         yield
@@ -374,19 +588,17 @@ def _owned_by_sandbox(roots: list[Path], drop: bool) -> Iterator[None]:
     for root in roots:
         st = os.lstat(root)
         owners[root] = (st.st_uid, st.st_gid)
-        for path, est in _entries(root):
+        for dir_fd, name, est, _ in _walk(root, _WalkState(), max_depth=sys.maxsize, limit=_OWNERSHIP_ENTRIES):
             if stat.S_ISDIR(est.st_mode) or (stat.S_ISREG(est.st_mode) and est.st_nlink == 1):
-                os.chown(path, UNPRIVILEGED_UID, UNPRIVILEGED_UID, follow_symlinks=False)
+                os.chown(name, UNPRIVILEGED_UID, UNPRIVILEGED_UID, dir_fd=dir_fd, follow_symlinks=False)
     try:
         yield
     finally:
         for root, (uid, gid) in owners.items():
-            for path, est in _entries(root):
+            for dir_fd, name, est, _ in _walk(root, _WalkState(), max_depth=sys.maxsize, limit=_OWNERSHIP_ENTRIES):
                 if est.st_uid == UNPRIVILEGED_UID or est.st_gid == UNPRIVILEGED_UID:
                     with contextlib.suppress(OSError):
-                        os.chown(path, uid, gid, follow_symlinks=False)
-                        if not stat.S_ISLNK(est.st_mode) and est.st_mode & (stat.S_ISUID | stat.S_ISGID):
-                            os.chmod(path, stat.S_IMODE(est.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+                        _chown_entry(dir_fd, name, est, uid, gid, strip_setid=True)
 
 
 # --------------------------------------------------------------------------- the process
@@ -424,18 +636,19 @@ class _Capture:
         return bytes(self.head).decode("utf-8", "replace") + marker + tail.decode("utf-8", "replace")
 
 
-def _execute(argv: list[str], workspace: Path, limits: Limits, kind: str, env: dict[str, str]) -> SandboxResult:
-    """Start ``argv`` in its own session (environment ``env``: bubblewrap sets the program's own),
-    read its output until it ends or a limit is hit."""
+def _execute(argv: list[str], watched: list[Path], limits: Limits, kind: str, env: dict[str, str]) -> SandboxResult:
+    """Start ``argv`` in its own session (environment ``env``: bubblewrap sets the program's own;
+    cwd: the workspace, ``watched[0]``), read its output until it ends or a limit is hit (the
+    ``watched`` directories together hold too much)."""
     start = time.monotonic()
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        cwd=workspace, env=env,
+        cwd=watched[0], env=env,
         start_new_session=True,  # one process group to kill on timeout
     )
     out, err = _Capture(limits.output_bytes), _Capture(limits.output_bytes)
     try:
-        limit = _pump(proc, {proc.stdout: out, proc.stderr: err}, start, limits, workspace)
+        limit = _pump(proc, {proc.stdout: out, proc.stderr: err}, start, limits, watched)
     finally:
         _kill_group(proc)
         _await_eof([proc.stdout, proc.stderr])
@@ -448,7 +661,8 @@ def _execute(argv: list[str], workspace: Path, limits: Limits, kind: str, env: d
     if limit == "workspace":
         stderr += (
             f"\n[sandbox: the program was killed: the workspace grew over its limit of "
-            f"{limits.workspace_bytes} bytes or {limits.workspace_entries} entries]"
+            f"{limits.workspace_bytes} bytes, {limits.workspace_entries} entries or {limits.workspace_depth} "
+            "levels (the output folder counts too), or held an entry the watchdog could not examine]"
         )
     elif timed_out:
         stderr += f"\n[sandbox: the program was killed after {limits.wall_s:g} s (time limit)]"
@@ -460,7 +674,7 @@ def _execute(argv: list[str], workspace: Path, limits: Limits, kind: str, env: d
 
 def _pump(
     proc: subprocess.Popen[bytes], captures: dict[object, _Capture], start: float, limits: Limits,
-    watch: Path,
+    watch: list[Path],
 ) -> str | None:
     """Read both pipes until EOF; return the limit that stopped the run (``"time"``,
     ``"workspace"``) or ``None``."""
@@ -506,13 +720,20 @@ def _await_eof(streams: list[IO[bytes] | None], timeout: float = KILL_GRACE_S) -
                     sel.unregister(key.fileobj)
 
 
-def _workspace_over(workspace: Path, limits: Limits) -> bool:
-    """Whether the workspace holds more than its byte or entry limit (allocated blocks count)."""
+def _workspace_over(roots: list[Path], limits: Limits) -> bool:
+    """Whether ``roots`` (the workspace and the output folder) together hold more than the byte
+    or entry limit (allocated blocks count), nest deeper than the depth limit, or hold an entry
+    that cannot be examined (it might hide anything)."""
     used = entries = 0
-    for _, st in _entries(workspace, limit=limits.workspace_entries + 1):
-        entries += 1
-        used += st.st_blocks * 512
-        if used > limits.workspace_bytes:
+    for root in roots:
+        state = _WalkState()
+        for _, _, st, _ in _walk(root, state, max_depth=limits.workspace_depth,
+                                 limit=limits.workspace_entries + 1 - entries):
+            entries += 1
+            used += st.st_blocks * 512
+            if used > limits.workspace_bytes:
+                return True
+        if state.errors or state.too_deep or state.truncated:
             return True
     return entries > limits.workspace_entries
 

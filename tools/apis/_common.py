@@ -102,18 +102,37 @@ def localize(value: datetime, tz: timezone) -> datetime:
 def parse_datetime(text: str, tz: timezone, what: str) -> datetime:
     """An ISO 8601 date-time in ``tz``; a ``ToolError`` naming ``what`` otherwise."""
     raw = text.strip()
-    value: datetime | None = None
-    if "T" in raw.upper() or " " in raw:
-        try:
-            # Python 3.10's fromisoformat does not read a trailing Z.
-            value = datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", raw))
-        except ValueError:
-            value = None
+    value = _from_iso(raw)
     if value is None:
         example = datetime(2024, 6, 18, 14, 0, tzinfo=tz).isoformat()
         hint = " (a date alone is not enough: give the time too)" if _is_date(raw) else ""
         raise ToolError(f"invalid {what} {text!r}: expected an ISO 8601 date-time such as {example}{hint}")
-    return localize(value, tz)
+    return _localized(value, tz, what, text)
+
+
+def _from_iso(raw: str) -> datetime | None:
+    """An ISO 8601 date-time (with a time part), or ``None``."""
+    if "T" not in raw.upper() and " " not in raw:
+        return None
+    try:
+        # Python 3.10's fromisoformat does not read a trailing Z.
+        return datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", raw))
+    except ValueError:
+        return None
+
+
+def _localized(value: datetime, tz: timezone, what: str, text: str) -> datetime:
+    """:func:`localize`, with a ``ToolError`` for a time that leaves the representable range."""
+    try:
+        return localize(value, tz)
+    except (ValueError, OverflowError):  # e.g. 0001-01-01T00:00:00+05:00 lies before year 1 in UTC
+        raise out_of_range(what, text) from None
+
+
+def out_of_range(what: str, text: str) -> ToolError:
+    """The error for a date or date-time that cannot be represented (or shifted) in the service."""
+    return ToolError(f"{what} {text!r} is out of range: use a date between the years 1 and 9999, "
+                     "not at their very ends")
 
 
 def _is_date(text: str) -> bool:
@@ -130,12 +149,15 @@ def parse_date_or_datetime(text: str, tz: timezone, what: str, *, end_of_day: bo
     if _is_date(raw):
         day = date.fromisoformat(raw)
         start = datetime(day.year, day.month, day.day, tzinfo=tz)
-        return start + timedelta(days=1) if end_of_day else start
-    try:
-        return parse_datetime(raw, tz, what)
-    except ToolError:
+        try:
+            return start + timedelta(days=1) if end_of_day else start
+        except OverflowError:  # the end of 9999-12-31
+            raise out_of_range(what, text) from None
+    value = _from_iso(raw)
+    if value is None:
         raise ToolError(f"invalid {what} {text!r}: expected a date (2024-06-18) or an ISO 8601 "
-                        f"date-time (2024-06-18T14:00:00)") from None
+                        f"date-time (2024-06-18T14:00:00)")
+    return _localized(value, tz, what, text)
 
 
 def iso(value: datetime) -> str:

@@ -29,6 +29,7 @@ from ._common import (
     iso,
     joined,
     localize,
+    out_of_range,
     parse_date_or_datetime,
     parse_datetime,
     parse_offset,
@@ -172,7 +173,10 @@ class CalendarService:
         if event["start"] < self.now:
             raise ToolError(f"event {event['id']} has already started ({iso(event['start'])}); it cannot be moved")
         begin = parse_datetime(new_start, self.tz, "new_start")
-        finish = parse_datetime(new_end, self.tz, "new_end") if new_end else begin + (event["end"] - event["start"])
+        try:
+            finish = parse_datetime(new_end, self.tz, "new_end") if new_end else begin + (event["end"] - event["start"])
+        except OverflowError:  # keeping the length runs past the year 9999
+            raise out_of_range("new_start", new_start) from None
         self._check_slot(begin, finish, ignore=event["id"])
         event["start"], event["end"] = begin, finish
         return event

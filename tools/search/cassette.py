@@ -4,8 +4,9 @@ A cassette is one JSON file (format in ``docs/search.md``): which ddgs version a
 it and when, the searches keyed by normalised query (lower case, whitespace collapsed), and the
 pages fetched, keyed by URL. ``replay`` only reads it; a query or URL that is not there is a
 ``ToolError`` telling the user to re-record. ``record`` searches live and merges every new
-search and page into the file, rewriting it atomically (temporary file + rename) under a
-process-wide lock, so a crash or a concurrent run never leaves half a file.
+search and page into the file, rewriting it atomically (temporary file + rename, mode 0644) while
+holding an exclusive ``flock`` on ``<cassette>.lock``, so a crash never leaves half a file and
+concurrent runs, in one process or several, never lose each other's entries.
 
 Cassette names resolve to ``<dir>/<name>.json`` where ``<dir>`` is ``$AGENTBENCH_CASSETTE_DIR``
 if set, else the shipped ``agentbench.data/search/cassettes``; a name holding a ``/`` or ending
@@ -14,10 +15,13 @@ in ``.json`` is a path used as it is.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from . import Page, SearchBackend, SearchResult, normalise_query
 
 FORMAT = 1
 _RERECORD = "re-record the cassette with --search record"
+_WRITE_LOCK = threading.Lock()
 
 
 def cassette_path(name: str) -> Path:
@@ -58,7 +63,24 @@ def load(path: Path) -> dict[str, Any]:
         raise ToolError(f"search cassette {path} cannot be read ({exc}); {_RERECORD}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ToolError(f"search cassette {path} is not a format-{FORMAT} cassette; {_RERECORD}")
+    for section in ("searches", "pages"):
+        if not isinstance(data.get(section), dict):
+            raise ToolError(f"search cassette {path} is malformed: it has no {section!r} table; {_RERECORD}")
     return data
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<path>.lock`` (other processes recording the same cassette
+    wait), and the process-wide lock (threads do too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _WRITE_LOCK:
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
 
 class ReplayBackend:
@@ -85,8 +107,6 @@ class ReplayBackend:
         return Page(url=page["url"], title=page["title"], text=page["text"])
 
 
-_WRITE_LOCK = threading.Lock()
-
 
 class RecordingBackend:
     """The ``record`` backend: a live backend whose every answer is added to the cassette."""
@@ -110,8 +130,9 @@ class RecordingBackend:
         return page
 
     def _update(self, section: str, key: str, entry: dict[str, Any]) -> None:
-        """Merge one entry into the file: re-read, change, write atomically (under one lock)."""
-        with _WRITE_LOCK:
+        """Merge one entry into the file: re-read, change, write atomically (under a lock that
+        other processes respect too)."""
+        with locked(self.path):
             data = load(self.path) if self.path.exists() else empty_cassette()
             data[section][key] = entry
             data["recorded_with"] = recorder_info(self.live)
@@ -130,6 +151,7 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it 0600: a cassette is meant to be shared and committed
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=1, sort_keys=True)
             f.write("\n")

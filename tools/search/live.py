@@ -152,11 +152,15 @@ def _result(raw: dict[str, Any]) -> SearchResult:
 
 def check_public_url(url: str) -> None:
     """Refuse anything but http(s) URLs of public hosts (no file:, no localhost or private nets)."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError as exc:  # also "Invalid IPv6 URL" for an unclosed [
+        raise ToolError(f"cannot fetch {url!r}: it is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ToolError(f"cannot fetch {url!r}: only http:// and https:// URLs can be fetched")
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise ToolError(f"cannot fetch {url!r}: host not found ({exc})") from None
     for info in infos:
@@ -173,16 +177,24 @@ class _PublicRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def fetch_url(url: str, *, timeout_s: float, max_bytes: int) -> Page:
-    """The page at ``url`` as text; every failure is a ``ToolError``."""
+def fetch_url(url: str, *, timeout_s: float, max_bytes: int, deadline_s: float | None = None) -> Page:
+    """The page at ``url`` as text; every failure is a ``ToolError``.
+
+    ``timeout_s`` bounds each socket operation; ``deadline_s`` (default: three times
+    ``timeout_s``) the whole fetch, so a server trickling bytes cannot hold the tool for long: the
+    call ends at most one socket timeout after the deadline. Proxies from the environment
+    (``*_PROXY``) are ignored: a proxy would reach the address that the public-address check
+    refused.
+    """
     check_public_url(url)
-    opener = urllib.request.build_opener(_PublicRedirects)
+    deadline = time.monotonic() + (3 * timeout_s if deadline_s is None else deadline_s)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _PublicRedirects)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "text/html,text/plain"})
     try:
         with opener.open(request, timeout=timeout_s) as resp:
             ctype = resp.headers.get_content_type()
             charset = resp.headers.get_content_charset() or "utf-8"
-            body = resp.read(max_bytes)
+            body = _read_until(resp, max_bytes, deadline, url)
             final_url = resp.geturl()
     except urllib.error.HTTPError as exc:
         raise ToolError(f"fetching {url} failed: HTTP {exc.code} {exc.reason}") from None
@@ -196,6 +208,21 @@ def fetch_url(url: str, *, timeout_s: float, max_bytes: int) -> Page:
         return Page(url=final_url, title="", text=text)
     title, content = html_to_text(text)
     return Page(url=final_url, title=title, text=content)
+
+
+def _read_until(resp: Any, max_bytes: int, deadline: float, url: str) -> bytes:
+    """At most ``max_bytes`` of the body, read a chunk at a time; ``ToolError`` past ``deadline``."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < max_bytes:
+        if time.monotonic() > deadline:
+            raise ToolError(f"fetching {url} failed: the page took too long to download")
+        chunk = resp.read1(min(65536, max_bytes - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _known_codec(name: str) -> bool:
