@@ -32,14 +32,9 @@ SLACK_S = 2.0
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """The run's workspace; the test is skipped where the sandbox does not work."""
-    ok, reason = sandbox.sandbox_status()
-    if not ok:
-        pytest.skip(f"sandbox unavailable: {reason}")
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    return ws
+def workspace(sandbox_workspace: Path) -> Path:
+    """The run's workspace (see tests/tools/conftest.py)."""
+    return sandbox_workspace
 
 
 @pytest.fixture

@@ -24,14 +24,9 @@ MIB = 1024**2
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """The run's workspace; the test is skipped where the sandbox does not work."""
-    ok, reason = sandbox.sandbox_status()
-    if not ok:
-        pytest.skip(f"sandbox unavailable: {reason}")
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    return ws
+def workspace(sandbox_workspace: Path) -> Path:
+    """The run's workspace (see tests/tools/conftest.py)."""
+    return sandbox_workspace
 
 
 def run(workspace: Path, code: str, limits: sandbox.Limits, **kwargs: object) -> sandbox.SandboxResult:
