@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from agentbench.errors import ToolError
 
-from .calculator import evaluate  # agentbench.tools.calculator
+from ._calc_eval import evaluate  # also re-exported by agentbench.tools.calculator
 
 #: Address-space limit: a memory bomb fails with MemoryError here instead of exhausting the machine.
 ADDRESS_SPACE_LIMIT = 2 * 1024**3

@@ -28,30 +28,52 @@ and the directories are passed to bubblewrap as open descriptors, since that uid
 Without a usable bubblewrap, :func:`prepare` refuses with instructions, unless the caller allows
 unsafe execution: then the program runs directly (same launcher, limits and timeout, no
 isolation) and every result says ``"sandbox": "none (unsafe)"``.
+
+This module's one job is the run: the public API, bubblewrap's command line and stage 0, and the
+process. Workspace walks, accounting, pruning and ownership are in :mod:`._sandbox_tree`; the
+input and output folders and the output pipes in :mod:`._sandbox_io` (names in use re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import itertools
 import math
 import os
-import selectors
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from agentbench.errors import ToolError
+
+# Re-exported: the public constants, and the private names tests reach into, stay importable here.
+from ._sandbox_io import (  # noqa: F401  (re-exported)
+    _MAX_OUTPUT_FILES,
+    DRAIN_GRACE_S,
+    KILL_GRACE_S,
+    POLL_S,
+    _await_eof,
+    _Capture,
+    _check_name,
+    _pump,
+    _read_outputs,
+    _write_inputs,
+)
+from ._sandbox_tree import (  # noqa: F401  (re-exported)
+    UNPRIVILEGED_UID,
+    _owned_by_sandbox,
+    _prune,
+    _remove_tree,
+    _walk,
+    _WalkState,
+    _workspace_over,
+)
 
 #: bubblewrap's path; tests point it elsewhere to simulate a machine without it.
 BWRAP_PATH: str = shutil.which("bwrap") or "/usr/bin/bwrap"
@@ -59,28 +81,11 @@ BWRAP_PATH: str = shutil.which("bwrap") or "/usr/bin/bwrap"
 SANDBOX_WORKSPACE = "/workspace"
 #: Where read-only inputs (the program text) and writable outputs (a JUnit file) appear inside.
 SANDBOX_IO = "/run/agentbench"
-#: The uid (and gid) sandboxed programs run as when agentbench itself runs as root.
-UNPRIVILEGED_UID = 65534
 SANDBOX_NAME = "bubblewrap"
 UNSAFE_NAME = "none (unsafe)"
-#: How often the parent checks the workspace's size while a program runs.
-POLL_S = 0.05
-#: After the main process exits, how long to wait for the rest of its output (unsafe mode: a
-#: background process may hold the pipes open).
-DRAIN_GRACE_S = 0.5
-#: After the kill, how long to wait for the killed processes to let go of the pipes.
-KILL_GRACE_S = 2.0
 #: Top-level entries of ``/`` mirrored into the sandbox (as a symlink if one on the host).
 _ROOT_ENTRIES = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _LAUNCHER_SOURCE = (Path(__file__).with_name("_sandbox_launcher.py")).read_text(encoding="utf-8")
-#: How a directory is opened while walking a tree: never through a link, never as a path.
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-#: How a file is opened to read it back or to fix its mode (never through a link, never blocking).
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-#: The most entries an ownership hand-over walks (the watchdog stops a run long before).
-_OWNERSHIP_ENTRIES = 200_000
-#: The most files of the output folder read back when the caller names none.
-_MAX_OUTPUT_FILES = 256
 
 
 @dataclass(frozen=True)
@@ -243,49 +248,6 @@ def _run(
     return SandboxResult(**{**result.__dict__, "stderr": stderr, "outputs": found})
 
 
-def _check_name(name: str, what: str) -> None:
-    """``ValueError`` unless ``name`` is a plain file name."""
-    if "/" in name or "\0" in name or name in ("", ".", ".."):
-        raise ValueError(f"bad {what} file name {name!r}")
-
-
-def _write_inputs(in_dir: Path, inputs: dict[str, bytes]) -> None:
-    """Write the input files, readable (not writable) by the sandbox's uid."""
-    in_dir.mkdir()
-    for name, data in inputs.items():
-        _check_name(name, "input")
-        path = in_dir / name
-        path.write_bytes(data)
-        path.chmod(0o644)
-    in_dir.chmod(0o755)
-
-
-def _read_outputs(out_dir: Path, names: Sequence[str] | None, limit: int) -> dict[str, bytes]:
-    """The regular files ``names`` directly in ``out_dir`` (``None``: the first
-    :data:`_MAX_OUTPUT_FILES` in name order), links not followed, at most ``limit`` bytes together;
-    a file that is missing or not a regular file is left out."""
-    found: dict[str, bytes] = {}
-    dir_fd = os.open(out_dir, _DIR_FLAGS)
-    try:
-        if names is None:
-            with os.scandir(dir_fd) as it:
-                names = sorted(e.name for e in itertools.islice(it, _MAX_OUTPUT_FILES))
-        for name in names:
-            if limit <= 0:
-                break
-            try:
-                fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-            except OSError:
-                continue
-            with os.fdopen(fd, "rb") as f:
-                if stat.S_ISREG(os.fstat(fd).st_mode):
-                    found[name] = f.read(limit)
-                    limit -= len(found[name])
-    finally:
-        os.close(dir_fd)
-    return found
-
-
 def _launcher(target: list[str], limits: Limits) -> list[str]:
     """The command that sets ``limits`` and execs ``target`` (``-I -S``: fast, no site code)."""
     values = [limits.cpu_s, limits.address_space, limits.nproc, limits.file_size, limits.open_files]
@@ -391,249 +353,7 @@ os.execv(argv[0], argv)
 """
 
 
-# --------------------------------------------------------------------------- walking the tree
-
-
-@dataclass
-class _WalkState:
-    """What a :func:`_walk` could not do."""
-
-    errors: int = 0  # entries or directories that could not be examined (vanished ones aside)
-    too_deep: bool = False  # an entry lies deeper than the depth limit
-    truncated: bool = False  # the entry limit stopped the walk
-
-
-def _walk(
-    root: Path, state: _WalkState, *, max_depth: int, limit: int,
-) -> Iterator[tuple[int, str, os.stat_result, int]]:
-    """``root`` and everything under it, links not followed, as (directory descriptor, name,
-    ``lstat``, depth); ``root`` itself comes first as (its own descriptor, ``"."``, ..., 0).
-
-    Every look-up is relative to an open directory descriptor (``openat``/``fstatat`` with
-    ``O_NOFOLLOW``): no path is longer than one name, so nothing hides beyond ``PATH_MAX``, and a
-    directory swapped for a link while walking is never entered. Iterative: one descriptor is
-    open per level of the current directory. Entries at ``max_depth + 1`` are yielded (so that
-    they can be removed) and set ``state.too_deep``; nothing deeper is. An entry that vanishes
-    meanwhile is skipped; any other failure counts in ``state.errors``. The descriptors are valid
-    only until the generator resumes.
-    """
-    try:
-        root_fd = os.open(root, _DIR_FLAGS)
-    except FileNotFoundError:
-        return
-    except OSError:
-        state.errors += 1
-        return
-    refs = {root_fd: 1}  # open descriptor -> uses left (its listing, its subdirectories to visit)
-    todo: list[tuple[int, str, int]] = []  # subdirectories to visit: (parent's descriptor, name, depth)
-
-    def release(fd: int) -> None:
-        refs[fd] -= 1
-        if not refs[fd]:
-            del refs[fd]
-            os.close(fd)
-
-    try:
-        yield root_fd, ".", os.fstat(root_fd), 0
-        seen = 1
-        current: tuple[int, int] | None = (root_fd, 0)
-        while current is not None or todo:
-            if current is None:
-                parent, name, depth = todo.pop()
-                try:
-                    fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
-                except (FileNotFoundError, NotADirectoryError):
-                    pass  # gone or no longer a directory since it was listed
-                except OSError:
-                    state.errors += 1
-                else:
-                    refs[fd] = 1
-                    current = (fd, depth)
-                finally:
-                    release(parent)
-                continue
-            dir_fd, depth = current
-            current = None
-            try:
-                with os.scandir(dir_fd) as it:
-                    for entry in it:
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue
-                        except OSError:
-                            state.errors += 1
-                            continue
-                        seen += 1
-                        if seen > limit:
-                            state.truncated = True
-                            return
-                        if depth + 1 > max_depth:
-                            state.too_deep = True
-                        yield dir_fd, entry.name, st, depth + 1
-                        if stat.S_ISDIR(st.st_mode) and depth + 1 <= max_depth:
-                            refs[dir_fd] += 1
-                            todo.append((dir_fd, entry.name, depth + 1))
-            except OSError:
-                state.errors += 1
-            finally:
-                release(dir_fd)
-    finally:
-        for fd in refs:
-            os.close(fd)
-
-
-def _prune(root: Path, max_depth: int) -> int:
-    """Remove every entry of ``root`` deeper than ``max_depth`` levels; how many top entries went."""
-    state = _WalkState()
-    removed = 0
-    for dir_fd, name, st, depth in _walk(root, state, max_depth=max_depth, limit=_OWNERSHIP_ENTRIES):
-        if depth > max_depth:
-            with contextlib.suppress(OSError):
-                if stat.S_ISDIR(st.st_mode):
-                    _remove_tree(dir_fd, name)
-                else:
-                    os.unlink(name, dir_fd=dir_fd)
-                removed += 1
-    return removed
-
-
-def _remove_tree(parent_fd: int, name: str, budget: int = 1_000_000) -> None:
-    """Remove the directory ``name`` of ``parent_fd`` and everything in it, however deep, without
-    recursion and with three descriptors at most: the subdirectories of each child directory are
-    renamed up into ``name`` itself (same file system), so the tree flattens as it empties.
-    ``OSError`` if it cannot, or after ``budget`` operations (a program still writing into it)."""
-    top = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    serial = 0
-    try:
-        while True:
-            with os.scandir(top) as it:
-                children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-            if not children:
-                break
-            for child, is_dir in children:
-                budget -= 1
-                if not is_dir:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(child, dir_fd=top)
-                    continue
-                fd = os.open(child, _DIR_FLAGS, dir_fd=top)
-                try:
-                    with os.scandir(fd) as it:
-                        grandchildren = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-                    for grandchild, sub in grandchildren:
-                        budget -= 1
-                        if sub:  # hoist it into ``top`` under a fresh name
-                            serial = _hoist(fd, grandchild, top, serial)
-                        else:
-                            with contextlib.suppress(FileNotFoundError):
-                                os.unlink(grandchild, dir_fd=fd)
-                finally:
-                    os.close(fd)
-                os.rmdir(child, dir_fd=top)
-                if budget <= 0:
-                    raise OSError(f"could not remove {name!r}: it keeps changing")
-    finally:
-        os.close(top)
-    os.rmdir(name, dir_fd=parent_fd)
-
-
-def _hoist(src_fd: int, name: str, dst_fd: int, serial: int) -> int:
-    """Rename the directory ``name`` of ``src_fd`` into ``dst_fd`` as ``.pruneN`` (the first free
-    N above ``serial``); the last N tried."""
-    for _ in range(1000):
-        serial += 1
-        try:
-            os.rename(name, f".prune{serial}", src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-            return serial
-        except FileNotFoundError:
-            return serial  # gone already
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
-                raise
-    raise OSError(f"no free name to move {name!r} to")
-
-
-# --------------------------------------------------------------------------- ownership (root only)
-
-
-def _chown_entry(dir_fd: int, name: str, st: os.stat_result, uid: int, gid: int, strip_setid: bool) -> None:
-    """Give the entry ``name`` of ``dir_fd`` (``st``: its ``lstat``) to ``uid``:``gid``, without
-    following links; with ``strip_setid``, clear set-id bits through a descriptor of the same file."""
-    os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
-    setid = stat.S_ISUID | stat.S_ISGID
-    if strip_setid and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and st.st_mode & setid:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-        try:
-            now = os.fstat(fd)
-            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
-                os.fchmod(fd, stat.S_IMODE(now.st_mode) & ~setid)
-        finally:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def _owned_by_sandbox(roots: list[Path], drop: bool) -> Iterator[None]:
-    """When the sandbox runs as :data:`UNPRIVILEGED_UID`, lend it ``roots`` for the run.
-
-    Files with several hard links stay as they are: another link may be outside the workspace.
-    Afterwards everything the sandbox uid owns goes back to the owner of each root, without
-    set-id bits. Every change is made relative to an open directory descriptor, never through a
-    path (see :func:`_walk`).
-    """
-    if not drop:
-        yield
-        return
-    owners = {}
-    for root in roots:
-        st = os.lstat(root)
-        owners[root] = (st.st_uid, st.st_gid)
-        for dir_fd, name, est, _ in _walk(root, _WalkState(), max_depth=sys.maxsize, limit=_OWNERSHIP_ENTRIES):
-            if stat.S_ISDIR(est.st_mode) or (stat.S_ISREG(est.st_mode) and est.st_nlink == 1):
-                os.chown(name, UNPRIVILEGED_UID, UNPRIVILEGED_UID, dir_fd=dir_fd, follow_symlinks=False)
-    try:
-        yield
-    finally:
-        for root, (uid, gid) in owners.items():
-            for dir_fd, name, est, _ in _walk(root, _WalkState(), max_depth=sys.maxsize, limit=_OWNERSHIP_ENTRIES):
-                if est.st_uid == UNPRIVILEGED_UID or est.st_gid == UNPRIVILEGED_UID:
-                    with contextlib.suppress(OSError):
-                        _chown_entry(dir_fd, name, est, uid, gid, strip_setid=True)
-
-
 # --------------------------------------------------------------------------- the process
-
-
-class _Capture:
-    """Keeps the first and last ``limit / 2`` bytes of a stream and counts the rest."""
-
-    def __init__(self, limit: int) -> None:
-        self.head_limit = limit // 2
-        self.tail_limit = limit - self.head_limit
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-
-    def add(self, chunk: bytes) -> None:
-        """Record ``chunk``; memory stays bounded by about twice the limit."""
-        self.total += len(chunk)
-        room = self.head_limit - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if chunk:
-            self.tail += chunk
-            if len(self.tail) > 2 * self.tail_limit:
-                del self.tail[: len(self.tail) - self.tail_limit]
-
-    def text(self) -> str:
-        """The kept bytes as text, with a marker where bytes were dropped."""
-        tail = bytes(self.tail[-self.tail_limit :]) if self.tail_limit else b""
-        omitted = self.total - len(self.head) - len(tail)
-        if omitted <= 0:
-            return (bytes(self.head) + tail).decode("utf-8", errors="replace")
-        marker = f"\n[... output truncated: {omitted} bytes omitted ...]\n"
-        return bytes(self.head).decode("utf-8", "replace") + marker + tail.decode("utf-8", "replace")
 
 
 def _execute(argv: list[str], watched: list[Path], limits: Limits, kind: str, env: dict[str, str]) -> SandboxResult:
@@ -670,78 +390,6 @@ def _execute(argv: list[str], watched: list[Path], limits: Limits, kind: str, en
         exit_code=None if limit else exit_code, stdout=out.text(), stderr=stderr, timed_out=timed_out,
         duration_s=round(time.monotonic() - start, 3), sandbox=kind, limit=limit,
     )
-
-
-def _pump(
-    proc: subprocess.Popen[bytes], captures: dict[object, _Capture], start: float, limits: Limits,
-    watch: list[Path],
-) -> str | None:
-    """Read both pipes until EOF; return the limit that stopped the run (``"time"``,
-    ``"workspace"``) or ``None``."""
-    deadline = start + limits.wall_s
-    exited_at: float | None = None
-    next_check = start + POLL_S
-    with selectors.DefaultSelector() as sel:
-        for stream in captures:
-            sel.register(stream, selectors.EVENT_READ)  # type: ignore[arg-type]
-        while sel.get_map():
-            now = time.monotonic()
-            if now >= deadline:
-                return "time"
-            if exited_at is None and _has_exited(proc):
-                exited_at = now
-            if exited_at is not None and now - exited_at > DRAIN_GRACE_S:
-                return None  # a leftover background process holds the pipes: stop listening
-            if now >= next_check:
-                next_check = now + POLL_S
-                if _workspace_over(watch, limits):
-                    return "workspace"
-            for key, _ in sel.select(min(deadline - now, POLL_S)):
-                chunk = os.read(key.fd, 65536)
-                if chunk:
-                    captures[key.fileobj].add(chunk)
-                else:
-                    sel.unregister(key.fileobj)
-    return None
-
-
-def _await_eof(streams: list[IO[bytes] | None], timeout: float = KILL_GRACE_S) -> None:
-    """Discard output until every writer has closed the pipes (up to ``timeout``): in the sandbox,
-    every process holds them unless it closed them, so this waits for the killed pid namespace
-    to be torn down before the call returns."""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        for stream in streams:
-            if stream is not None and not stream.closed:
-                sel.register(stream, selectors.EVENT_READ)
-        while sel.get_map() and (left := deadline - time.monotonic()) > 0:
-            for key, _ in sel.select(left):
-                if not os.read(key.fd, 65536):
-                    sel.unregister(key.fileobj)
-
-
-def _workspace_over(roots: list[Path], limits: Limits) -> bool:
-    """Whether ``roots`` (the workspace and the output folder) together hold more than the byte
-    or entry limit (allocated blocks count), nest deeper than the depth limit, or hold an entry
-    that cannot be examined (it might hide anything)."""
-    used = entries = 0
-    for root in roots:
-        state = _WalkState()
-        for _, _, st, _ in _walk(root, state, max_depth=limits.workspace_depth,
-                                 limit=limits.workspace_entries + 1 - entries):
-            entries += 1
-            used += st.st_blocks * 512
-            if used > limits.workspace_bytes:
-                return True
-        if state.errors or state.too_deep or state.truncated:
-            return True
-    return entries > limits.workspace_entries
-
-
-def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
-    """Whether the main process has exited, without reaping it: while it is a zombie its pid
-    cannot be reused, so killing its process group afterwards cannot hit a stranger."""
-    return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -172,7 +172,9 @@ _RECORDER = textwrap.dedent("""
 def test_concurrent_recorders_keep_every_entry(tmp_path: Path) -> None:
     path = tmp_path / "shared.json"
     start = time.time() + 1.0  # both start writing at the same moment
-    procs = [subprocess.Popen([sys.executable, "-c", _RECORDER, str(path), prefix, str(start)])
+    # cwd: run from the repository root, `python -c` would import the checkout's agentbench/ folder
+    # (no agentbench.tools there) instead of the installed package.
+    procs = [subprocess.Popen([sys.executable, "-c", _RECORDER, str(path), prefix, str(start)], cwd=tmp_path)
              for prefix in ("alpha", "beta")]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     searches = json.loads(path.read_text(encoding="utf-8"))["searches"]
