@@ -15,12 +15,13 @@ from agentbench.cli.common import EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_OK
 from agentbench.cli.transcript_view import print_result
 from agentbench.models.registry import resolve_model
 from agentbench.report.render import write_report
-from agentbench.report.summary import fault_audit, summarize
+from agentbench.report.summary import fault_audit, has_repeats, repeat_stats, summarize
 from agentbench.report.tables import (
     architecture_table,
     category_table,
     failures_table,
     fault_table,
+    repeats_table,
     summary_table,
 )
 from agentbench.runner.records import ScenarioResult
@@ -67,10 +68,16 @@ def _result_json(r: ScenarioResult) -> dict[str, Any]:
 
 def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str]) -> dict[str, Any]:
     summary = summarize(results, models)
-    return {m: {"runs": s.runs, "passed": s.passed, "pass_rate": s.pass_rate, "mean_score": s.mean_score,
-                "tool_call_accuracy": s.tool_call_accuracy, "mean_steps": s.mean("steps"),
-                "mean_wall_s": s.mean("wall_s"), "outcomes": dict(s.outcomes)}
-            for m, s in summary.overall.items()}
+    data: dict[str, Any] = {
+        m: {"runs": s.runs, "passed": s.passed, "pass_rate": s.pass_rate, "pass_rate_ci95": list(s.pass_rate_ci),
+            "mean_score": s.mean_score, "tool_call_accuracy": s.tool_call_accuracy, "mean_steps": s.mean("steps"),
+            "mean_wall_s": s.mean("wall_s"), "outcomes": dict(s.outcomes)}
+        for m, s in summary.overall.items()}
+    if has_repeats(results):
+        for r in repeat_stats(results, models):
+            data[r.model]["repeats"] = {"scenarios": r.scenarios, "k": r.k, "pass@1": r.pass_at_1,
+                                        "pass@k": r.pass_at_k, "pass^k": r.pass_hat_k}
+    return data
 
 
 def run_command(
@@ -130,6 +137,8 @@ def _print_run(plan: RunPlan, results: Sequence[ScenarioResult], paths: tuple[Pa
               f"({len(plan.scenario_ids)} scenarios x {len(plan.models)} models x {plan.repeats} repeats)")
     common.print_table(summary_table(summary))
     common.print_table(category_table(summary))
+    if has_repeats(results):
+        common.print_table(repeats_table(repeat_stats(results, plan.models)))
     if any(spec.get("backend") == "architecture" for spec in plan.model_specs.values()):
         common.print_table(architecture_table(results, summary, plan.model_specs))
     audits = fault_audit(results)

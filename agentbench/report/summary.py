@@ -6,6 +6,8 @@ Definitions (also in docs/metrics.md):
 - mean score: mean over runs of the run's score (the mean of its grade scores).
 - tool-call accuracy: share of ``tool_calls`` grades passed (one per turn that expects calls).
 - steps, tokens, latency: means per scenario run; tokens only over runs that reported usage.
+- pass-rate interval: the 95% Wilson score interval of passed / runs.
+- repeats: per model, the mean over scenarios of pass@1, pass@k and pass^k (k = repeats).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from agentbench.report.stats import pass_at_k, pass_hat_k, wilson_interval
 from agentbench.runner.records import ScenarioResult
 
 
@@ -56,6 +59,11 @@ class Stats:
         return self.passed / self.runs if self.runs else 0.0
 
     @property
+    def pass_rate_ci(self) -> tuple[float, float]:
+        """95% Wilson score interval of the pass rate."""
+        return wilson_interval(self.passed, self.runs)
+
+    @property
     def mean_score(self) -> float:
         """Mean run score."""
         return self.score_sum / self.runs if self.runs else 0.0
@@ -92,6 +100,54 @@ def summarize(results: Iterable[ScenarioResult], model_order: Sequence[str] = ()
     models = [m for m in model_order if m in overall] + sorted(set(overall) - set(model_order))
     categories = sorted({c for _, c in by_category})
     return Summary(models, categories, overall, by_category)
+
+
+@dataclass(frozen=True)
+class RepeatStats:
+    """One model's consistency over repeated runs of the same scenarios.
+
+    ``k`` is the number of repeats per scenario (the fewest any scenario has, should they differ);
+    each scenario contributes its pass@1, pass@k and pass^k with n = its repeats and c = its passes,
+    and the values here are the means over scenarios.
+    """
+
+    model: str
+    scenarios: int
+    k: int
+    pass_at_1: float
+    pass_at_k: float
+    pass_hat_k: float
+
+
+def has_repeats(results: Iterable[ScenarioResult]) -> bool:
+    """Whether some model ran some scenario more than once."""
+    seen: set[tuple[str, str]] = set()
+    for r in results:
+        key = (r.model, r.scenario_id)
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
+def repeat_stats(results: Iterable[ScenarioResult], model_order: Sequence[str] = ()) -> list[RepeatStats]:
+    """pass@1, pass@k and pass^k per model (means over its scenarios), in ``model_order`` first."""
+    counts: dict[str, dict[str, list[int]]] = {}
+    for r in results:
+        n_c = counts.setdefault(r.model, {}).setdefault(r.scenario_id, [0, 0])
+        n_c[0] += 1
+        n_c[1] += r.passed
+    models = [m for m in model_order if m in counts] + sorted(set(counts) - set(model_order))
+    rows = []
+    for model in models:
+        per_scenario = list(counts[model].values())
+        k = min(n for n, _ in per_scenario)
+        at_1 = [pass_at_k(n, c, 1) or 0.0 for n, c in per_scenario]
+        at_k = [pass_at_k(n, c, k) or 0.0 for n, c in per_scenario]
+        hat_k = [pass_hat_k(n, c, k) or 0.0 for n, c in per_scenario]
+        count = len(per_scenario)
+        rows.append(RepeatStats(model, count, k, sum(at_1) / count, sum(at_k) / count, sum(hat_k) / count))
+    return rows
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentbench.models.architectures import describe_spec
-from agentbench.report.summary import FaultAudit, Summary, fault_audit, summarize
+from agentbench.report.stats import wilson_interval
+from agentbench.report.summary import (
+    FaultAudit,
+    RepeatStats,
+    Summary,
+    fault_audit,
+    has_repeats,
+    repeat_stats,
+    summarize,
+)
 from agentbench.runner.records import ScenarioResult
 
 
@@ -27,6 +36,14 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def pct_ci(passed: int, runs: int) -> str:
+    """``17, 20`` -> ``85.0% [64.0-94.8]``: the pass rate with its 95% Wilson interval."""
+    if not runs:
+        return "-"
+    low, high = wilson_interval(passed, runs)
+    return f"{100 * passed / runs:.1f}% [{100 * low:.1f}-{100 * high:.1f}]"
+
+
 def num(value: float | None, digits: int = 2) -> str:
     """A number with ``digits`` decimals; ``-`` when unknown."""
     return "-" if value is None else f"{value:.{digits}f}"
@@ -39,24 +56,36 @@ def summary_table(summary: Summary) -> Table:
     for model in summary.models:
         s = summary.overall[model]
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items()))
-        table.rows.append([model, str(s.runs), str(s.passed), pct(s.pass_rate), num(s.mean_score),
+        table.rows.append([model, str(s.runs), str(s.passed), pct_ci(s.passed, s.runs), num(s.mean_score),
                            pct(s.tool_call_accuracy), num(s.mean("steps"), 1),
                            num(s.mean("input_tokens"), 0), num(s.mean("output_tokens"), 0),
                            num(s.mean("wall_s"), 3), outcomes])
-    table.note = ("tool-call acc. = share of per-turn tool_calls grades passed; tokens are '-' when "
-                  "the backend reports no usage (the reference models).")
+    table.note = ("pass rate [95% Wilson interval]; tool-call acc. = share of per-turn tool_calls grades passed; "
+                  "tokens are '-' when the backend reports no usage (the reference models).")
     return table
 
 
 def category_table(summary: Summary) -> Table:
-    """Pass rate per model and category (passed/runs)."""
+    """Pass rate per model and category, with its 95% Wilson interval (passed/runs)."""
     table = Table("Pass rate by category", ["model", *summary.categories])
     for model in summary.models:
         row = [model]
         for category in summary.categories:
             s = summary.by_category.get((model, category))
-            row.append(f"{pct(s.pass_rate)} ({s.passed}/{s.runs})" if s else "-")
+            row.append(f"{pct_ci(s.passed, s.runs)} ({s.passed}/{s.runs})" if s else "-")
         table.rows.append(row)
+    table.note = "pass rate [95% Wilson interval] (passed/runs)"
+    return table
+
+
+def repeats_table(stats: Sequence[RepeatStats]) -> Table:
+    """Consistency over repeats per model: mean over scenarios of pass@1, pass@k and pass^k."""
+    table = Table("Repeats", ["model", "scenarios", "k (repeats)", "pass@1", "pass@k", "pass^k"])
+    for s in stats:
+        table.rows.append([s.model, str(s.scenarios), str(s.k), pct(s.pass_at_1), pct(s.pass_at_k),
+                           pct(s.pass_hat_k)])
+    table.note = ("means over scenarios, each with n = its repeats and c = its passes: pass@k = 1 - C(n-c,k)/C(n,k) "
+                  "(at least one of k runs passes), pass^k = C(c,k)/C(n,k) (all k runs pass).")
     return table
 
 
@@ -135,13 +164,14 @@ def architecture_table(results: Sequence[ScenarioResult], summary: Summary,
         baseline = "-"
         if best is not None:
             b = summary.overall[best]
-            baseline = (f"{best}: {pct(b.pass_rate)}, {num(b.mean('steps'), 1)} calls/run, "
+            baseline = (f"{best}: {pct_ci(b.passed, b.runs)}, {num(b.mean('steps'), 1)} calls/run, "
                         f"{num(b.mean('wall_s'), 3)} s/run")
         tokens = s.mean("input_tokens")
         total_tokens = None if tokens is None else tokens + (s.mean("output_tokens") or 0)
         memory = [m.get("gpu_memory_gib") for m in spec.get("members", {}).values()]
         gib = f"{sum(memory):.1f} GiB" if memory and None not in memory else "n/a"
-        table.rows.append([arch, describe_spec(spec), f"{len(members)} ({', '.join(members)})", gib, pct(s.pass_rate),
+        table.rows.append([arch, describe_spec(spec), f"{len(members)} ({', '.join(members)})", gib,
+                           pct_ci(s.passed, s.runs),
                            num(s.mean("steps"), 1), num(total_tokens, 0), num(s.mean("wall_s"), 3),
                            _event_counts([r for r in results if r.model == arch]), baseline])
     table.note = ("calls/run and tokens/run include model work outside the transcript (router calls, failed "
@@ -155,6 +185,8 @@ def report_tables(results: Sequence[ScenarioResult], model_order: Sequence[str] 
     """Every table of a run's report, in reading order."""
     summary = summarize(results, model_order)
     tables = [summary_table(summary), category_table(summary)]
+    if has_repeats(results):
+        tables.append(repeats_table(repeat_stats(results, summary.models)))
     if specs and any(v.get("backend") == "architecture" for v in specs.values()):
         tables.append(architecture_table(results, summary, specs))
     audits = fault_audit(results)
