@@ -29,7 +29,7 @@ from agentbench.errors import ConfigError
 from agentbench.graphs import tool_loop
 from agentbench.models.backends import make_backend
 from agentbench.models.registry import ModelSpec, load_registry, resolve_model
-from agentbench.tools import ToolContext, build_tools, create_services, tool_spec
+from agentbench.tools import ToolContext, build_tools, create_services, services_needed
 
 
 def _tools(tools: Sequence[str | BaseTool], workspace: Path | None, state: Mapping[str, Any]) -> list[BaseTool]:
@@ -41,8 +41,7 @@ def _tools(tools: Sequence[str | BaseTool], workspace: Path | None, state: Mappi
     if names:
         assert workspace is not None
         workspace.mkdir(parents=True, exist_ok=True)
-        needed = [s for s in (tool_spec(n).service for n in names) if s]
-        context = ToolContext(workspace=workspace, state=dict(create_services(state, needed)))
+        context = ToolContext(workspace=workspace, state=dict(create_services(state, services_needed(names))))
         built = {t.name: t for t in build_tools(names, context)}
     return [built[t] if isinstance(t, str) else t for t in tools]
 

@@ -15,6 +15,7 @@ from .registry import (
     build_tools,
     register_tool,
     render_result,
+    services_needed,
     tool_names,
     tool_spec,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "render_result",
     "service_names",
     "service_spec",
+    "services_needed",
     "snapshots",
     "tool_names",
     "tool_spec",

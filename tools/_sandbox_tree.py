@@ -181,6 +181,18 @@ def _remove_tree(parent_fd: int, name: str, budget: int = 1_000_000) -> None:
     os.rmdir(name, dir_fd=parent_fd)
 
 
+def remove_tree(path: Path) -> None:
+    """Delete ``path`` and everything under it, whatever it holds: links are never followed and
+    any depth works (see ``_remove_tree``). A missing ``path`` is fine."""
+    parent = os.open(path.parent, _DIR_FLAGS)
+    try:
+        _remove_tree(parent, path.name)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(parent)
+
+
 def _hoist(src_fd: int, name: str, dst_fd: int, serial: int) -> int:
     """Rename the directory ``name`` of ``src_fd`` into ``dst_fd`` as ``.pruneN`` (the first free
     N above ``serial``); the last N tried."""

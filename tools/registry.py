@@ -138,6 +138,11 @@ def build_tools(names: Iterable[str], ctx: ToolContext) -> list[BaseTool]:
     return [tool_spec(n).bind(ctx) for n in names]
 
 
+def services_needed(names: Iterable[str]) -> list[str]:
+    """The simulated services the tools ``names`` act on (each once, in order)."""
+    return list(dict.fromkeys(s for s in (tool_spec(n).service for n in names) if s))
+
+
 def render_result(result: ToolResult) -> str:
     """Text the model sees for a tool's result: strings as they are, data as compact JSON."""
     if isinstance(result, str):

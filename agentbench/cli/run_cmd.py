@@ -35,7 +35,8 @@ DEFAULT_SUITE = "full"
 
 def _execute(plan: RunPlan, lib: ScenarioLibrary, store: ResultStore, quiet: bool) -> list[ScenarioResult]:
     """Run the plan with a progress bar on stderr; return every result the run holds."""
-    remaining = len(plan.work_items()) - len(store.recover(plan.run_id))
+    done = store.recover(plan.run_id)
+    remaining = len(plan.work_items()) - len(done)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
         task = progress.add_task(f"run {plan.run_id}", total=remaining)
@@ -44,7 +45,7 @@ def _execute(plan: RunPlan, lib: ScenarioLibrary, store: ResultStore, quiet: boo
             progress.update(task, advance=1, description=f"{result.model}: {result.scenario_id}")
 
         try:
-            asyncio.run(execute_plan(plan, lib, store, on_result=advance))
+            asyncio.run(execute_plan(plan, lib, store, on_result=advance, done=done))
         except KeyboardInterrupt:
             store.finish_run(plan.run_id, "interrupted")
             err.print(f"interrupted; stored results are kept. Resume with: agentbench run --resume {plan.run_id}")

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from agentbench.grading.matchers import Call, check_answer, match_trajectory
-from agentbench.models.script import ScriptedCall, ScriptStep, ScriptTurn, gold_script
+from agentbench.models.script import ScriptedCall, ScriptTurn, call_steps, gold_script
 from agentbench.scenario.schema import Scenario, Turn
 from agentbench.tools import tool_spec
 
@@ -107,8 +107,7 @@ def _answer_fault(scenario: Scenario, t: int, answer: str) -> tuple[Fault, str] 
 
 
 def _with_calls(turn: ScriptTurn, calls: list[ScriptedCall], parallel: bool, fault: Fault) -> ScriptTurn:
-    groups = [tuple(calls)] if parallel and calls else [(c,) for c in calls]
-    steps = [ScriptStep(calls=g) for g in groups] + [turn.steps[-1]]
+    steps = [*call_steps(calls, parallel), turn.steps[-1]]
     where = min(fault.call or 0, len(steps) - 1) if not parallel else 0
     steps[where] = replace(steps[where], fault=fault.as_dict())
     return ScriptTurn(tuple(steps))

@@ -45,13 +45,18 @@ class ScriptTurn:
     steps: tuple[ScriptStep, ...]
 
 
+def call_steps(calls: list[ScriptedCall], parallel: bool) -> list[ScriptStep]:
+    """One reply per call, or (``parallel``) one reply carrying every call."""
+    groups = [tuple(calls)] if parallel and calls else [(c,) for c in calls]
+    return [ScriptStep(calls=g) for g in groups]
+
+
 def gold_script(scenario: Scenario) -> list[ScriptTurn]:
     """The gold solution of ``scenario`` as replies."""
     turns = []
     for gold in scenario.solution:
         calls = [ScriptedCall(c.name, dict(c.args)) for c in gold.tool_calls]
-        groups = [tuple(calls)] if gold.parallel and calls else [(c,) for c in calls]
-        steps = [ScriptStep(calls=g) for g in groups] + [ScriptStep(answer=gold.answer)]
+        steps = [*call_steps(calls, gold.parallel), ScriptStep(answer=gold.answer)]
         turns.append(ScriptTurn(tuple(steps)))
     return turns
 

@@ -39,7 +39,7 @@ from agentbench.runner.transcript import (
 )
 from agentbench.runner.workspace import remove_tree, seed_workspace
 from agentbench.scenario.schema import Scenario
-from agentbench.tools import ToolContext, build_tools, create_services, snapshots, tool_spec
+from agentbench.tools import ToolContext, build_tools, create_services, services_needed, snapshots
 
 #: Exceptions that mean the model server failed, not the harness.
 ENDPOINT_ERRORS = (openai.APIError, EndpointError)
@@ -60,8 +60,7 @@ class _Progress:
 
 def _services_for(scenario: Scenario) -> dict[str, Any]:
     """Fresh simulated services: every one the scenario seeds or one of its tools acts on."""
-    needed = {tool_spec(name).service for name in scenario.tools} - {None}
-    return dict(create_services(scenario.state, [n for n in needed if n]))
+    return dict(create_services(scenario.state, services_needed(scenario.tools)))
 
 
 async def _play_turns(scenario: Scenario, agent: Agent, progress: _Progress) -> None:

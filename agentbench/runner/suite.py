@@ -73,9 +73,12 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
 
 
 async def execute_plan(plan: RunPlan, library: ScenarioLibrary, store: ResultStore,
-                       on_result: OnResult | None = None) -> list[ScenarioResult]:
-    """Run everything in ``plan`` that the store does not hold yet; return the new results."""
-    done = store.recover(plan.run_id)
+                       on_result: OnResult | None = None,
+                       done: set[tuple[str, str, int]] | None = None) -> list[ScenarioResult]:
+    """Run everything in ``plan`` that the store does not hold yet; return the new results.
+
+    ``done`` is what ``store.recover(plan.run_id)`` returned, when the caller already ran it."""
+    done = store.recover(plan.run_id) if done is None else done
     fresh: list[ScenarioResult] = []
     for key in plan.models:
         todo = [(s, r) for (m, s, r) in plan.work_items() if m == key and (m, s, r) not in done]

@@ -2,8 +2,8 @@
 
 The model's code may leave symlinks in a workspace (it runs in the sandbox, where a link to a
 host path is harmless); agentbench itself, running with the user's rights, must never follow
-one. Writing here therefore refuses any path with a symlink component, and removal never
-follows links and survives trees too deep for a recursive walk.
+one. Writing here therefore refuses any path with a symlink component, and removal (the
+sandbox's descriptor-based remover) never follows links and survives any depth.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import contextlib
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path, PurePosixPath
 
 from agentbench.errors import ScenarioError
+from agentbench.tools._sandbox_tree import remove_tree as _remove_tree
 
 
 def _open_parent(root: Path, parts: tuple[str, ...]) -> int:
@@ -74,10 +74,4 @@ def copy_without_links(source: Path, target: Path) -> None:
 
 def remove_tree(path: Path) -> None:
     """Delete a workspace whatever the model left in it (never follows links, any depth)."""
-    try:
-        shutil.rmtree(path)
-    except RecursionError:
-        # shutil.rmtree recurses per level; GNU rm walks iteratively and handles any depth.
-        subprocess.run(["rm", "-rf", "--", str(path)], check=False)
-    except FileNotFoundError:
-        pass
+    _remove_tree(path)
