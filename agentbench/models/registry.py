@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -41,11 +41,46 @@ class FaultSettings(_Strict):
     seed: int = 0
 
 
+ToolProtocol = Literal["native", "prompt"]
+
+
+class Variant(_Strict):
+    """A quantized (or otherwise alternative) checkpoint of the same model, chosen as ``KEY@NAME``."""
+
+    hf_id: str = Field(min_length=1, description="Hugging Face repository of the variant")
+    quantization: str | None = Field(default=None, description="vLLM --quantization value (awq, gptq, fp8, ...); "
+                                     "None lets vLLM read it from the checkpoint's config")
+    weight_gib: float | None = Field(default=None, gt=0, description="weights in GiB when known (else estimated)")
+    description: str = ""
+
+
+class ServeSpec(_Strict):
+    """How agentbench serves a model with vLLM (``backend: vllm``): the checkpoint, its facts and the
+    server flags. Flags and parser names are checked against the pinned vLLM (see docs/models.md)."""
+
+    hf_id: str = Field(min_length=1, description="Hugging Face repository (or a local directory)")
+    license: str = ""
+    params_b: float = Field(gt=0, description="total parameters, billions")
+    active_params_b: float | None = Field(default=None, gt=0, description="active parameters per token (MoE)")
+    native_context: int = Field(gt=0, description="context length the checkpoint supports as published")
+    dtype: str = "bfloat16"
+    config: str = Field(min_length=1, description="architecture config (agentbench/data/model_configs/NAME.json): "
+                        "the memory estimate and `models synth` read it")
+    tool_parser: str | None = Field(default=None, description="vLLM --tool-call-parser (None: prompt-based tools)")
+    chat_template: str | None = Field(default=None, description="--chat-template: a template shipped with "
+                                      "agentbench (agentbench/data/chat_templates/NAME) or a path")
+    reasoning_parser: str | None = Field(default=None, description="vLLM --reasoning-parser")
+    max_model_len: int = Field(gt=0, description="recommended --max-model-len for one 80 GB H100")
+    gpu_memory_utilization: float = Field(default=0.90, gt=0, le=1)
+    extra_args: list[str] = Field(default_factory=list, description="more vllm serve arguments, verbatim")
+    variants: dict[str, Variant] = Field(default_factory=dict, description="quantized variants: KEY@NAME")
+
+
 class ModelSpec(_Strict):
     """One registry entry."""
 
     key: str = ""
-    backend: Literal["reference", "openai", "architecture"]
+    backend: Literal["reference", "openai", "architecture", "vllm"]
     description: str = ""
     # openai: any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp, a hosted API)
     base_url: str | None = None
@@ -58,6 +93,13 @@ class ModelSpec(_Strict):
         default=None, gt=0, description="GPU memory the model needs when served (measured or estimated); "
         "summed over an architecture's members in reports")
     sampling: Sampling = Field(default_factory=Sampling)
+    tool_protocol: ToolProtocol = Field(
+        default="native", description="native: the server's tool calling (tools in the request, tool_calls in the "
+        "reply); prompt: tools described in the prompt and calls parsed from the reply's text")
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        default=None, description="sent with every request, e.g. {enable_thinking: false} for Qwen3")
+    # vllm: agentbench launches the server (or attaches with --base-url)
+    serve: ServeSpec | None = None
     # reference
     faults: FaultSettings | None = None
     # architecture: other entries composed (see agentbench/models/architectures.py)
@@ -68,6 +110,8 @@ class ModelSpec(_Strict):
     def _architecture_fits(self) -> ModelSpec:
         if (self.backend == "architecture") != (self.architecture is not None):
             raise ValueError("'architecture' is required with backend 'architecture' and only there")
+        if (self.backend == "vllm") != (self.serve is not None):
+            raise ValueError("'serve' is required with backend 'vllm' and only there")
         return self
 
 
