@@ -108,6 +108,8 @@ class ScenarioResult(_Record):
     grades: list[GradeRecord] = Field(default_factory=list)
     faults: list[dict[str, Any]] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)  # architecture events: routes, fallbacks, delegations
+    # GPU and server telemetry over the run (summary and samples); {"available": false, ...} without a GPU
+    telemetry: dict[str, Any] | None = None
     passed: bool
     score: float = Field(ge=0, le=1)
 
