@@ -1,0 +1,1 @@
+"""Serving benchmarks (``agentbench bench``) with the metric definitions of ``vllm bench serve``."""
