@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agentbench.errors import ScenarioError, ToolError
+from agentbench.grading.coherence import check_coherence
 from agentbench.grading.matchers import Call, check_answer, describe_matcher, match_argument, match_trajectory
 from agentbench.runner.records import GradeRecord, Outcome, ToolCallRecord, TurnRecord
 from agentbench.runner.workspace import copy_without_links, remove_tree, seed_workspace
@@ -127,6 +128,25 @@ def answer_grade(run: GradingInput) -> list[GradeRecord]:
         reason = "; ".join(failed) if failed else f"all {len(checks)} answer checks passed"
         score = sum(v.passed for v in verdicts) / len(verdicts)
         grades.append(_verdict("answer", not failed, reason, t, score))
+    return grades
+
+
+@grader("coherence")
+def coherence_grade(run: GradingInput) -> list[GradeRecord]:
+    """Each turn's answer against its coherence block (facts used, preferences kept, no contradiction
+    of earlier turns); the score is the share of checks passed."""
+    grades = []
+    for t, turn in enumerate(run.scenario.turns):
+        spec = turn.expect.coherence
+        if spec is None:
+            continue
+        if not run.reached(t):
+            grades.append(_not_reached("coherence", run, t))
+            continue
+        verdicts = check_coherence(spec, run.turns[t].answer)
+        failed = [v.reason for v in verdicts if not v.passed]
+        reason = "; ".join(failed) if failed else f"all {len(verdicts)} coherence checks passed"
+        grades.append(_verdict("coherence", not failed, reason, t, sum(v.passed for v in verdicts) / len(verdicts)))
     return grades
 
 

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 from pydantic import ValidationError
 
 from agentbench.errors import ConfigError, Problem
+from agentbench.grading.coherence import coherence_problems
 from agentbench.grading.matchers import Call, check_answer, match_trajectory
 from agentbench.scenario.schema import Scenario
 from agentbench.scenario.yaml_source import DataPath, SourceDoc
@@ -31,6 +32,8 @@ def consistency_problems(scenario: Scenario, doc: SourceDoc) -> list[Problem]:
         add(("solution",), f"has {len(scenario.solution)} turns but the scenario has "
                            f"{len(scenario.turns)}; give one solution turn per user turn")
         return problems
+    for path, message in coherence_problems(scenario):
+        add(path, message)
     for t, (turn, gold) in enumerate(zip(scenario.turns, scenario.solution)):
         _check_gold_turn(scenario, t, add)
         if gold.model_steps > scenario.max_steps:

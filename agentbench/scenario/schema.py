@@ -165,12 +165,95 @@ class ToolCallExpectation(_Strict):
     calls: list[ExpectedCall] = Field(min_length=1)
 
 
+COHERENCE_CHECKS = ("contains", "regex", "number")
+
+
+class CoherenceCheck(_Strict):
+    """One coherence check: a piece of text, a pattern or a number tied to the earlier turn that set it.
+
+    ``from_turn`` (1-based, as people count) names the earlier turn that stated the fact, the
+    preference or the statement; ``note`` says in words what is checked (shown in the grade's
+    reason). ``contains`` (case-insensitive unless ``case_sensitive``), ``regex`` and ``number``
+    (with ``tolerance``) behave as the answer checks of the same name.
+    """
+
+    from_turn: int = Field(ge=1)
+    note: str = ""
+    contains: str | None = None
+    case_sensitive: bool = False
+    regex: str | None = None
+    number: float | None = None
+    tolerance: float = Field(default=1e-6, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_kind(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError("a coherence check is a mapping such as {from_turn: 1, number: 2400}")
+        return _one_key_of(value, COHERENCE_CHECKS, "coherence check",
+                           {"from_turn", "note", "tolerance", "case_sensitive"})
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, pattern: str | None) -> str | None:
+        return _check_regex(pattern)
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> CoherenceCheck:
+        if "tolerance" in self.model_fields_set and self.number is None:
+            raise ValueError("'tolerance' only goes with 'number'")
+        if "case_sensitive" in self.model_fields_set and self.contains is None:
+            raise ValueError("'case_sensitive' only goes with 'contains'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The check's name (``contains``, ``regex`` or ``number``)."""
+        return next(k for k in COHERENCE_CHECKS if k in self.model_fields_set)
+
+    def as_answer_check(self) -> AnswerCheck:
+        """The same test as an answer check (the coherence grader runs the answer checker)."""
+        data: dict[str, Any] = {self.kind: getattr(self, self.kind)}
+        if self.kind == "number":
+            data["tolerance"] = self.tolerance
+        elif self.kind == "contains":
+            data["case_sensitive"] = self.case_sensitive
+        return AnswerCheck.model_validate(data)
+
+
+class CoherenceExpectation(_Strict):
+    """Checks that a turn's answer stays coherent with the conversation before it.
+
+    ``facts``: facts set in earlier turns that the answer must use (each must be found).
+    ``preferences``: the user's stated preferences (a unit, a format) the answer must keep (each
+    must be found). ``contradictions``: statements that would contradict earlier turns (none may be
+    found). Every check names the earlier turn it is tied to (``from_turn``).
+    """
+
+    facts: list[CoherenceCheck] = Field(default_factory=list)
+    preferences: list[CoherenceCheck] = Field(default_factory=list)
+    contradictions: list[CoherenceCheck] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CoherenceExpectation:
+        if not (self.facts or self.preferences or self.contradictions):
+            raise ValueError("a coherence block needs at least one of facts, preferences, contradictions")
+        return self
+
+    def checks(self) -> list[tuple[str, int, CoherenceCheck]]:
+        """Every check as (list name, index in that list, check)."""
+        return [(name, i, c) for name in ("facts", "preferences", "contradictions")
+                for i, c in enumerate(getattr(self, name))]
+
+
 class Expectation(_Strict):
-    """What a turn must show: its tool calls (or none at all) and checks on its final answer."""
+    """What a turn must show: its tool calls (or none at all), checks on its final answer, and its
+    coherence with the earlier turns."""
 
     tool_calls: ToolCallExpectation | None = None
     no_tool_calls: bool = False
     answer: list[AnswerCheck] = Field(default_factory=list)
+    coherence: CoherenceExpectation | None = None
 
     @model_validator(mode="after")
     def _exclusive(self) -> Expectation:
