@@ -13,14 +13,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agentbench.cli import common
 from agentbench.cli.common import EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_OK, err, out
 from agentbench.cli.transcript_view import print_result
+from agentbench.grading.fc_metrics import fc_summary
 from agentbench.models.registry import resolve_model
 from agentbench.report.render import write_report
-from agentbench.report.summary import fault_audit, has_repeats, repeat_stats, summarize
+from agentbench.report.summary import coherence_stats, fault_audit, has_repeats, repeat_stats, summarize
 from agentbench.report.tables import (
     architecture_table,
     category_table,
+    coherence_table,
     failures_table,
     fault_table,
+    function_calling_table,
     repeats_table,
     summary_table,
 )
@@ -67,7 +70,7 @@ def _result_json(r: ScenarioResult) -> dict[str, Any]:
             "failed_grades": [g.model_dump() for g in r.failed_grades()]}
 
 
-def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str]) -> dict[str, Any]:
+def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str], lib: ScenarioLibrary) -> dict[str, Any]:
     summary = summarize(results, models)
     data: dict[str, Any] = {
         m: {"runs": s.runs, "passed": s.passed, "pass_rate": s.pass_rate, "pass_rate_ci95": list(s.pass_rate_ci),
@@ -78,6 +81,12 @@ def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str]) -> d
         for r in repeat_stats(results, models):
             data[r.model]["repeats"] = {"scenarios": r.scenarios, "k": r.k, "pass@1": r.pass_at_1,
                                         "pass@k": r.pass_at_k, "pass^k": r.pass_hat_k}
+    fc = fc_summary(results, lib.scenarios, models)
+    for model in fc.models:
+        data[model]["function_calling"] = fc.as_json(model)
+    for c in coherence_stats(results, models):
+        data[c.model]["coherence"] = {"runs": c.runs, "checked_turns": c.turns, "conversation": c.conversation,
+                                      "turn_mean": c.turn_mean, "coherent_runs": c.coherent_runs}
     return data
 
 
@@ -125,19 +134,26 @@ def run_command(
     paths = None if no_report else write_report(plan, all_results, report_to)
     if json_output:
         common.print_json({"run_id": plan.run_id, "report": [str(p) for p in paths or []],
-                           "summary": _summary_json(all_results, plan.models),
+                           "summary": _summary_json(all_results, plan.models, lib),
                            "results": [_result_json(r) for r in all_results]})
     else:
-        _print_run(plan, all_results, paths)
+        _print_run(plan, all_results, paths, lib)
     raise typer.Exit(_exit_code(all_results))
 
 
-def _print_run(plan: RunPlan, results: Sequence[ScenarioResult], paths: tuple[Path, Path] | None) -> None:
+def _print_run(plan: RunPlan, results: Sequence[ScenarioResult], paths: tuple[Path, Path] | None,
+               lib: ScenarioLibrary) -> None:
     summary = summarize(results, plan.models)
     out.print(f"[bold]run {plan.run_id}[/bold]: {len(results)} scenario runs "
               f"({len(plan.scenario_ids)} scenarios x {len(plan.models)} models x {plan.repeats} repeats)")
     common.print_table(summary_table(summary))
     common.print_table(category_table(summary))
+    fc = fc_summary(results, lib.scenarios, plan.models)
+    if fc.models:
+        common.print_table(function_calling_table(fc))
+    coherence = coherence_stats(results, plan.models)
+    if coherence:
+        common.print_table(coherence_table(coherence))
     if has_repeats(results):
         common.print_table(repeats_table(repeat_stats(results, plan.models)))
     if any(spec.get("backend") == "architecture" for spec in plan.model_specs.values()):

@@ -126,7 +126,7 @@ def match_call(expected: ExpectedCall, actual: Call) -> Verdict:
     return Verdict(True, "matches")
 
 
-def _max_matching(ok: list[list[bool]]) -> dict[int, int]:
+def max_matching(ok: list[list[bool]]) -> dict[int, int]:
     """Maximum bipartite matching (Kuhn): expected index -> actual index."""
     owner: dict[int, int] = {}
 
@@ -159,7 +159,7 @@ def match_trajectory(
     if mode == "strict":
         return _match_strict(expected, actual)
     ok = [[match_call(e, a).passed for a in actual] for e in expected]
-    matched = _max_matching(ok)
+    matched = max_matching(ok)
     missing = [e for i, e in enumerate(expected) if i not in matched]
     extra = [a for j, a in enumerate(actual) if j not in matched.values()]
     problems: list[str] = []

@@ -6,6 +6,7 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+from agentbench.grading.fc_metrics import library_scenarios
 from agentbench.report.tables import Table, report_tables
 from agentbench.runner.records import ScenarioResult
 from agentbench.store import RunPlan
@@ -77,7 +78,7 @@ def run_intro(plan: RunPlan, results: Sequence[ScenarioResult]) -> list[str]:
 
 def write_report(plan: RunPlan, results: Sequence[ScenarioResult], out_dir: Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
-    tables = report_tables(results, plan.models, plan.model_specs)
+    tables = report_tables(results, plan.models, plan.model_specs, library_scenarios(plan.scenarios_dirs))
     title = f"agentbench report: {plan.run_id}"
     intro = run_intro(plan, results)
     out_dir.mkdir(parents=True, exist_ok=True)

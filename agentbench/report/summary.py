@@ -8,6 +8,8 @@ Definitions (also in docs/metrics.md):
 - steps, tokens, latency: means per scenario run; tokens only over runs that reported usage.
 - pass-rate interval: the 95% Wilson score interval of passed / runs.
 - repeats: per model, the mean over scenarios of pass@1, pass@k and pass^k (k = repeats).
+- coherence: per model, over runs with coherence checks, the mean of each run's minimum turn
+  coherence score (the conversation score) and the mean of its per-turn mean.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from agentbench.grading.coherence import result_coherence
 from agentbench.report.stats import pass_at_k, pass_hat_k, wilson_interval
 from agentbench.runner.records import ScenarioResult
 
@@ -180,4 +183,40 @@ def fault_audit(results: Iterable[ScenarioResult]) -> list[FaultAudit]:
             tuple(f["kind"] for f in r.faults), tuple(f["expected_grader"] for f in r.faults),
             tuple(sorted({g.grader for g in r.failed_grades()})),
         ))
+    return rows
+
+
+@dataclass(frozen=True)
+class CoherenceStats:
+    """One model's multi-turn coherence over its runs of scenarios with coherence checks.
+
+    ``conversation`` is the mean over runs of the run's minimum turn score (MT-Bench-101's
+    conversation score); ``turn_mean`` the mean over runs of the run's mean turn score;
+    ``coherent_runs`` the runs whose every checked turn scored 1.
+    """
+
+    model: str
+    runs: int
+    turns: int
+    conversation: float
+    turn_mean: float
+    coherent_runs: int
+    run_scores: tuple[float, ...]
+
+
+def coherence_stats(results: Iterable[ScenarioResult], model_order: Sequence[str] = ()) -> list[CoherenceStats]:
+    """Coherence per model (only models with some run of a scenario that has coherence checks)."""
+    per_model: dict[str, list[tuple[int, float, float]]] = {}
+    for r in results:
+        score = result_coherence(r)
+        if score is not None:
+            per_model.setdefault(r.model, []).append((score.turns, score.minimum, score.mean))
+    models = [m for m in model_order if m in per_model] + sorted(set(per_model) - set(model_order))
+    rows = []
+    for model in models:
+        runs = per_model[model]
+        minima = tuple(m for _, m, _ in runs)
+        rows.append(CoherenceStats(model, len(runs), sum(t for t, _, _ in runs), sum(minima) / len(runs),
+                                   sum(mean for _, _, mean in runs) / len(runs), sum(m == 1.0 for m in minima),
+                                   minima))
     return rows

@@ -7,18 +7,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentbench.grading.fc_metrics import FCCounts, FCSummary, fc_summary, library_scenarios
 from agentbench.models.architectures import describe_spec
 from agentbench.report.stats import wilson_interval
 from agentbench.report.summary import (
+    CoherenceStats,
     FaultAudit,
     RepeatStats,
     Summary,
+    coherence_stats,
     fault_audit,
     has_repeats,
     repeat_stats,
     summarize,
 )
 from agentbench.runner.records import ScenarioResult
+from agentbench.scenario.schema import Scenario
 
 
 @dataclass
@@ -75,6 +79,46 @@ def category_table(summary: Summary) -> Table:
             row.append(f"{pct_ci(s.passed, s.runs)} ({s.passed}/{s.runs})" if s else "-")
         table.rows.append(row)
     table.note = "pass rate [95% Wilson interval] (passed/runs)"
+    return table
+
+
+def _count_of(part: int, whole: int) -> str:
+    return f"{part} ({pct(part / whole)})" if whole else str(part)
+
+
+def _fc_row(model: str, category: str, c: FCCounts) -> list[str]:
+    accuracy = f"{pct_ci(c.correct, c.units)} ({c.correct}/{c.units})" if c.units else "-"
+    return [model, category, accuracy, pct(c.name_accuracy), pct(c.argument_accuracy), pct(c.schema_validity),
+            str(c.calls), _count_of(c.hallucinated, c.calls), _count_of(c.malformed, c.calls),
+            _count_of(c.redundant, c.calls), _count_of(c.missing, c.expected_calls)]
+
+
+def function_calling_table(fc: FCSummary) -> Table:
+    """Function-calling metrics per model, overall ("all") and per category."""
+    table = Table("Function calling", ["model", "category", "FC accuracy", "tool name acc.", "argument acc.",
+                                       "schema-valid args", "calls", "hallucinated", "malformed", "redundant",
+                                       "missing"])
+    for model in fc.models:
+        table.rows.append(_fc_row(model, "all", fc.overall[model]))
+        table.rows += [_fc_row(model, c, fc.by_category[(model, c)]) for c in fc.categories
+                       if (model, c) in fc.by_category]
+    table.note = ("FC accuracy [95% Wilson interval] (correct/expected): expected calls made with the right tool and "
+                  "arguments, and expected abstentions kept, in turns with no hallucinated or malformed call. "
+                  "Name and argument accuracy are over expected calls; hallucinated, malformed and redundant are "
+                  "shares of the calls made, missing a share of the expected calls (docs/metrics.md).")
+    return table
+
+
+def coherence_table(stats: Sequence[CoherenceStats]) -> Table:
+    """Multi-turn coherence per model over the runs of scenarios with coherence checks."""
+    table = Table("Multi-turn coherence", ["model", "runs", "checked turns", "conversation score (min)",
+                                           "mean turn score", "fully coherent runs"])
+    for s in stats:
+        table.rows.append([s.model, str(s.runs), str(s.turns), num(s.conversation), num(s.turn_mean),
+                           f"{pct_ci(s.coherent_runs, s.runs)} ({s.coherent_runs}/{s.runs})"])
+    table.note = ("a turn's score is the share of its coherence checks passed; a run's conversation score is the "
+                  "minimum over its checked turns (MT-Bench-101), averaged over runs; the mean turn score averages "
+                  "each run's mean turn score.")
     return table
 
 
@@ -181,10 +225,18 @@ def architecture_table(results: Sequence[ScenarioResult], summary: Summary,
 
 
 def report_tables(results: Sequence[ScenarioResult], model_order: Sequence[str] = (),
-                  specs: Mapping[str, Mapping[str, Any]] | None = None) -> list[Table]:
-    """Every table of a run's report, in reading order."""
+                  specs: Mapping[str, Mapping[str, Any]] | None = None,
+                  scenarios: Mapping[str, Scenario] | None = None) -> list[Table]:
+    """Every table of a run's report, in reading order. ``scenarios`` (by id) supply the
+    expectations of the function-calling metrics; by default the built-in library's."""
     summary = summarize(results, model_order)
     tables = [summary_table(summary), category_table(summary)]
+    fc = fc_summary(results, library_scenarios() if scenarios is None else scenarios, summary.models)
+    if fc.models:
+        tables.append(function_calling_table(fc))
+    coherence = coherence_stats(results, summary.models)
+    if coherence:
+        tables.append(coherence_table(coherence))
     if has_repeats(results):
         tables.append(repeats_table(repeat_stats(results, summary.models)))
     if specs and any(v.get("backend") == "architecture" for v in specs.values()):
