@@ -51,6 +51,10 @@ class Variant(_Strict):
     quantization: str | None = Field(default=None, description="vLLM --quantization value (awq, gptq, fp8, ...); "
                                      "None lets vLLM read it from the checkpoint's config")
     weight_gib: float | None = Field(default=None, gt=0, description="weights in GiB when known (else estimated)")
+    weight_bits: Literal[4, 8] | None = Field(default=None, description="bits per weight of the quantized layers "
+                                               "(AWQ/GPTQ-Int4: 4, FP8/GPTQ-Int8: 8); the memory estimate reads it")
+    confirmed: bool = Field(default=False, description="the repository name was confirmed to exist "
+                            "(docs/models.md says how); false: not confirmed")
     description: str = ""
 
 
@@ -64,6 +68,12 @@ class ServeSpec(_Strict):
     active_params_b: float | None = Field(default=None, gt=0, description="active parameters per token (MoE)")
     native_context: int = Field(gt=0, description="context length the checkpoint supports as published")
     dtype: str = "bfloat16"
+    family: str | None = Field(default=None, description="chat-format family (qwen3, qwen25, llama3, mistral, "
+                               "deepseek, olmo2, chatml, phi3, gemma2): the tokenizer and chat template "
+                               "`models synth` builds")
+    recommended_sampling: dict[str, float] = Field(
+        default_factory=dict, description="the publisher's sampling recommendation (generation_config.json or "
+        "model card): temperature, top_p, top_k, min_p, repetition_penalty; for reference, runs use `sampling`")
     config: str = Field(min_length=1, description="architecture config (agentbench/data/model_configs/NAME.json): "
                         "the memory estimate and `models synth` read it")
     tool_parser: str | None = Field(default=None, description="vLLM --tool-call-parser (None: prompt-based tools)")
@@ -154,6 +164,8 @@ def resolve_model(key: str, registry: dict[str, ModelSpec]) -> ModelSpec:
     """The entry ``key`` (``arch:NAME`` insists on an architecture), with an architecture's
     members resolved; ``ConfigError`` listing the known keys otherwise."""
     name = key.removeprefix(ARCH_PREFIX)
+    if VARIANT_SEP in name and not key.startswith(ARCH_PREFIX):
+        return _with_variant(name, registry)
     if name in registry:
         spec = registry[name]
         if key.startswith(ARCH_PREFIX) and spec.backend != "architecture":
@@ -161,6 +173,33 @@ def resolve_model(key: str, registry: dict[str, ModelSpec]) -> ModelSpec:
         return resolve_members(spec, registry) if spec.backend == "architecture" else spec
     raise ConfigError(f"unknown model {key!r}; known models: {', '.join(sorted(registry))} "
                       "(add your own with --models-file, or use --base-url/--model-name)")
+
+
+VARIANT_SEP = "@"
+
+
+def _with_variant(key: str, registry: dict[str, ModelSpec]) -> ModelSpec:
+    """``KEY@VARIANT``: the vllm entry KEY with the variant's checkpoint as ``serve.hf_id``. The variant stays in
+    ``serve.variants``: the launcher adds its ``--quantization`` (see ``variant_of``)."""
+    base_key, variant_name = key.split(VARIANT_SEP, 1)
+    base = resolve_model(base_key, registry)
+    if base.serve is None:
+        raise ConfigError(f"{key!r}: {base_key!r} is a {base.backend} model; only vllm entries have variants")
+    variant = base.serve.variants.get(variant_name)
+    if variant is None:
+        known = ", ".join(f"{base_key}@{v}" for v in sorted(base.serve.variants)) or "none"
+        raise ConfigError(f"unknown variant {variant_name!r} of {base_key!r}; known variants: {known}")
+    serve = base.serve.model_copy(update={"hf_id": variant.hf_id})
+    return base.model_copy(update={"key": key, "model_name": key, "serve": serve,
+                                   "description": variant.description or f"{base.description} ({variant_name})"})
+
+
+def variant_of(spec: ModelSpec) -> Variant | None:
+    """The variant a ``KEY@VARIANT`` entry serves (None for a plain key or a non-vllm entry)."""
+    _, at, name = spec.key.partition(VARIANT_SEP)
+    if not at or spec.serve is None:
+        return None
+    return spec.serve.variants.get(name)
 
 
 def adhoc_openai_model(base_url: str, model_name: str, key: str | None = None) -> ModelSpec:
