@@ -1,0 +1,251 @@
+"""Background telemetry: NVML GPU counters (nvidia-ml-py, ``import pynvml``, optional) and vLLM's
+``/metrics``, sampled in a thread (10 Hz by default) and summarised over any time window.
+
+Without ``pynvml`` or an NVIDIA GPU the sampler still runs (vLLM metrics only, or nothing) and
+its records say ``"available": false`` with the reason; that is never an error.
+
+A sample is ``{"t": perf_counter seconds, "gpus": [...], "vllm": {...}}``; each GPU entry holds
+``index, memory_used_mib, memory_total_mib, processes {pid: MiB}, util_pct, power_w, energy_j
+(counter since driver load), sm_clock_mhz, throttle_reasons`` and, on Hopper and later,
+``gpm_sm_util_pct`` and ``gpm_dram_bw_util_pct`` (GPM, between this sample and the previous one).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agentbench.telemetry.prometheus import scrape_vllm
+
+__all__ = ["NvmlReader", "TelemetrySampler", "open_nvml", "summarize"]
+
+MIB = 1024 * 1024
+
+
+class NvmlReader:
+    """Reads one snapshot of every selected GPU through ``pynvml`` (already initialised)."""
+
+    def __init__(self, nvml: Any, indices: Sequence[int]) -> None:
+        self.nvml = nvml
+        self.handles = [(i, nvml.nvmlDeviceGetHandleByIndex(i)) for i in indices]
+        self._gpm: dict[int, Any] = {}
+        for i, handle in self.handles:
+            try:
+                if nvml.nvmlGpmQueryDeviceSupport(handle).isSupportedDevice:
+                    self._gpm[i] = nvml.nvmlGpmSampleGet(handle, nvml.nvmlGpmSampleAlloc())
+            except Exception:  # GPM is Hopper+ and needs a recent driver: optional
+                continue
+
+    @staticmethod
+    def _try(fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:  # one counter unsupported on this GPU must not lose the others
+            return None
+
+    def read(self) -> list[dict[str, Any]]:
+        """One entry per GPU (see the module docstring)."""
+        nv = self.nvml
+        out = []
+        for i, h in self.handles:
+            mem = self._try(nv.nvmlDeviceGetMemoryInfo, h)
+            procs = self._try(nv.nvmlDeviceGetComputeRunningProcesses, h) or []
+            power = self._try(nv.nvmlDeviceGetPowerUsage, h)
+            energy = self._try(nv.nvmlDeviceGetTotalEnergyConsumption, h)
+            entry: dict[str, Any] = {
+                "index": i,
+                "memory_used_mib": mem.used / MIB if mem is not None else None,
+                "memory_total_mib": mem.total / MIB if mem is not None else None,
+                "processes": {str(p.pid): (p.usedGpuMemory or 0) / MIB for p in procs},
+                "util_pct": getattr(self._try(nv.nvmlDeviceGetUtilizationRates, h), "gpu", None),
+                "power_w": power / 1000 if power is not None else None,
+                "energy_j": energy / 1000 if energy is not None else None,
+                "sm_clock_mhz": self._try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
+                "throttle_reasons": self._try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, h),
+            }
+            if i in self._gpm:
+                entry.update(self._gpm_read(i, h))
+            out.append(entry)
+        return out
+
+    def _gpm_read(self, i: int, handle: Any) -> dict[str, Any]:
+        nv = self.nvml
+        try:
+            fresh = nv.nvmlGpmSampleGet(handle, nv.nvmlGpmSampleAlloc())
+            query = nv.c_nvmlGpmMetricsGet_t()
+            query.version = nv.NVML_GPM_METRICS_GET_VERSION
+            query.numMetrics = 2
+            query.sample1, query.sample2 = self._gpm[i], fresh
+            query.metrics[0].metricId = nv.NVML_GPM_METRIC_SM_UTIL
+            query.metrics[1].metricId = nv.NVML_GPM_METRIC_DRAM_BW_UTIL
+            nv.nvmlGpmMetricsGet(query)
+            nv.nvmlGpmSampleFree(self._gpm[i])
+            self._gpm[i] = fresh
+            return {"gpm_sm_util_pct": query.metrics[0].value, "gpm_dram_bw_util_pct": query.metrics[1].value}
+        except Exception:
+            return {}
+
+
+def open_nvml(indices: Sequence[int] | None = None) -> tuple[NvmlReader | None, str]:
+    """An :class:`NvmlReader` for ``indices`` (default: every GPU), or None and why not."""
+    try:
+        import pynvml
+    except ImportError:
+        return None, "nvidia-ml-py is not installed (pip install 'agentbench[gpu]')"
+    try:
+        pynvml.nvmlInit()
+        count = pynvml.nvmlDeviceGetCount()
+    except Exception as exc:
+        return None, f"NVML unavailable: {exc}"
+    if count == 0:
+        return None, "no NVIDIA GPU"
+    chosen = list(range(count)) if indices is None else [i for i in indices if 0 <= i < count]
+    if not chosen:
+        return None, f"none of GPUs {list(indices or [])} exists (found {count})"
+    return NvmlReader(pynvml, chosen), ""
+
+
+class TelemetrySampler:
+    """Samples GPUs and a vLLM server's ``/metrics`` in a daemon thread.
+
+    Use as a context manager (or :meth:`start`/:meth:`stop`); :meth:`record` gives the summary and
+    the samples of any window, so one sampler can serve many concurrent scenario runs.
+    ``reader`` and ``scrape`` can be replaced (tests pass fakes that return the real shapes).
+    """
+
+    def __init__(self, *, interval_s: float = 0.1, metrics_url: str | None = None, metrics_interval_s: float = 0.5,
+                 gpus: Sequence[int] | None = None, reader: NvmlReader | None = None,
+                 scrape: Callable[[str], dict[str, float]] = scrape_vllm) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"telemetry interval must be positive, got {interval_s}")
+        self.interval_s = interval_s
+        self.metrics_url = metrics_url
+        self.metrics_every = max(1, round(metrics_interval_s / interval_s))
+        self.reason = ""
+        if reader is None:
+            reader, self.reason = open_nvml(gpus)
+        self.reader = reader
+        self._scrape = scrape
+        self.samples: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.metrics_error = ""
+
+    @property
+    def gpu_available(self) -> bool:
+        """Whether NVML readings are being taken."""
+        return self.reader is not None
+
+    def sample_once(self, tick: int = 0) -> dict[str, Any]:
+        """Take one sample now (and store it)."""
+        sample: dict[str, Any] = {"t": time.perf_counter()}
+        if self.reader is not None:
+            sample["gpus"] = self.reader.read()
+        if self.metrics_url and tick % self.metrics_every == 0:
+            try:
+                sample["vllm"] = self._scrape(self.metrics_url)
+            except Exception as exc:  # server not up yet or gone: keep sampling the GPU
+                self.metrics_error = str(exc)
+        with self._lock:
+            self.samples.append(sample)
+        return sample
+
+    def _loop(self) -> None:
+        tick = 0
+        while not self._stop.is_set():
+            self.sample_once(tick)
+            tick += 1
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> TelemetrySampler:
+        """Start sampling in the background (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="agentbench-telemetry", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling and take a final sample, so a short window still has an end reading."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self.sample_once(0)
+
+    def __enter__(self) -> TelemetrySampler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def window(self, t0: float, t1: float) -> list[dict[str, Any]]:
+        """The samples taken within ``[t0, t1]`` (perf_counter seconds)."""
+        with self._lock:
+            return [s for s in self.samples if t0 <= s["t"] <= t1]
+
+    def record(self, t0: float | None = None, t1: float | None = None, *, output_tokens: int | None = None,
+               keep_samples: bool = True) -> dict[str, Any]:
+        """The telemetry record of a window (default: everything): ``available``, ``reason``,
+        ``summary`` and (unless ``keep_samples`` is false) ``samples`` with ``t`` relative to ``t0``."""
+        with self._lock:
+            samples = list(self.samples)
+        start = t0 if t0 is not None else (samples[0]["t"] if samples else 0.0)
+        end = t1 if t1 is not None else float("inf")
+        chosen = [s for s in samples if start <= s["t"] <= end]
+        rec: dict[str, Any] = {"available": self.gpu_available, "interval_s": self.interval_s,
+                               "summary": summarize(chosen, output_tokens=output_tokens)}
+        if not self.gpu_available:
+            rec["reason"] = self.reason
+        if self.metrics_error:
+            rec["metrics_error"] = self.metrics_error
+        if keep_samples:
+            rec["samples"] = [{**s, "t": round(s["t"] - start, 4)} for s in chosen]
+        return rec
+
+
+def _values(samples: Sequence[dict[str, Any]], key: str) -> list[float]:
+    """Per-sample totals of a GPU field over all sampled GPUs (None where no GPU reported it)."""
+    out = []
+    for s in samples:
+        vals = [g[key] for g in s.get("gpus", []) if g.get(key) is not None]
+        if vals:
+            out.append(sum(vals))
+    return out
+
+
+def summarize(samples: Sequence[dict[str, Any]], *, output_tokens: int | None = None) -> dict[str, Any]:
+    """Peak memory, mean and peak power, energy (counter difference, summed over GPUs), joules per
+    output token, peak KV-cache usage and queue depths, preemptions over the window."""
+    summary: dict[str, Any] = {"samples": len(samples)}
+    if len(samples) >= 2:
+        summary["duration_s"] = samples[-1]["t"] - samples[0]["t"]
+    mem = _values(samples, "memory_used_mib")
+    power = _values(samples, "power_w")
+    energy = _values(samples, "energy_j")
+    if mem:
+        summary["peak_memory_mib"] = max(mem)
+        summary["peak_memory_gb"] = max(mem) * MIB / 1e9
+    if power:
+        summary["mean_power_w"] = sum(power) / len(power)
+        summary["peak_power_w"] = max(power)
+    if len(energy) >= 2:
+        summary["energy_j"] = energy[-1] - energy[0]
+        if output_tokens:
+            summary["joules_per_output_token"] = summary["energy_j"] / output_tokens
+    for key in ("util_pct", "gpm_sm_util_pct", "gpm_dram_bw_util_pct"):
+        vals = _values(samples, key)
+        if vals:
+            summary[f"mean_{key}"] = sum(vals) / len(vals)
+    vllm = [s["vllm"] for s in samples if s.get("vllm")]
+    for key in ("kv_cache_usage", "running", "waiting"):
+        vals = [v[key] for v in vllm if key in v]
+        if vals:
+            summary[f"peak_{key}"] = max(vals)
+    for key in ("preemptions", "generation_tokens", "prompt_tokens"):
+        vals = [v[key] for v in vllm if key in v]
+        if len(vals) >= 2:
+            summary[f"{key}_delta"] = vals[-1] - vals[0]
+    return summary

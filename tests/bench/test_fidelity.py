@@ -1,0 +1,43 @@
+"""The fidelity comparison (agentbench bench vs vllm bench serve) on result files of both shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agentbench.bench.fidelity import compare_fidelity, main
+
+
+def _vllm(path: Path, c: int, tok_s: float, ttft: float, tpot: float) -> None:
+    path.write_text(json.dumps({"max_concurrency": c, "output_throughput": tok_s, "mean_ttft_ms": ttft,
+                                "mean_tpot_ms": tpot, "completed": 16}))
+
+
+def _ours(path: Path, points: list[tuple[int, float, float, float]]) -> None:
+    path.write_text(json.dumps({"kind": "load", "model": "m", "points": [
+        {"concurrency": c, "metrics": {"output_throughput": t, "ttft_ms": {"mean": f}, "tpot_ms": {"mean": p}}}
+        for c, t, f, p in points]}))
+
+
+def test_within_tolerance_passes_and_outside_fails(tmp_path: Path) -> None:
+    vdir, odir, out = tmp_path / "v", tmp_path / "o", tmp_path / "out"
+    vdir.mkdir()
+    odir.mkdir()
+    _vllm(vdir / "c1.json", 1, 200.0, 34.5, 4.83)
+    _vllm(vdir / "c8.json", 8, 1336.0, 93.9, 5.29)
+    _ours(odir / "a.json", [(1, 196.0, 35.0, 4.9), (8, 1336.0 * 0.93, 95.0, 5.3)])
+    assert main(["--vllm-dir", str(vdir), "--ours-dir", str(odir), "--out", str(out)]) == 1
+    result = json.loads((out / "fidelity.json").read_text())
+    failing = [(r["concurrency"], r["metric"]) for r in result["rows"] if not r["passed"]]
+    assert failing == [(8, "output tok/s")]
+    assert "| 8 | output tok/s |" in (out / "fidelity.md").read_text()
+
+
+def test_a_concurrency_measured_by_one_side_fails() -> None:
+    v = {1: {"output_throughput": 10.0, "mean_ttft_ms": 1.0, "mean_tpot_ms": 1.0}}
+    ours = {1: {"output_throughput": 10.0, "ttft_ms": {"mean": 1.0}, "tpot_ms": {"mean": 1.0}},
+            64: {"output_throughput": 1.0, "ttft_ms": {"mean": 1.0}, "tpot_ms": {"mean": 1.0}}}
+    result = compare_fidelity(v, ours)
+    assert result["missing"] == [64] and not result["passed"]
+    del ours[64]
+    assert compare_fidelity(v, ours)["passed"]
