@@ -4,6 +4,7 @@ stored the moment it is graded. A resumed run skips what the store already holds
 from __future__ import annotations
 
 import asyncio
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from agentbench.runner.workers import auto_workers, run_in_workers
 from agentbench.scenario.loader import ScenarioLibrary
 from agentbench.scenario.schema import Scenario
 from agentbench.store import ResultStore, RunPlan, new_run_id, now_iso
+from agentbench.telemetry.hook import RunTelemetry
 
 OnResult = Callable[[ScenarioResult], None]
 
@@ -50,13 +52,16 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
             await backend.stop()
     gate = asyncio.Semaphore(plan.concurrency)
     fresh: list[ScenarioResult] = []
+    telemetry = RunTelemetry(ModelSpec.model_validate(plan.model_specs[key]))
 
     async def one(scenario_id: str, repeat: int) -> None:
         scenario = library.get(scenario_id)
         try:
             async with gate:
+                t0 = time.perf_counter()
                 result = await run_scenario(scenario, backend, run_id=plan.run_id, repeat=repeat,
                                             tool_options=plan.tool_options)
+                telemetry.attach(result, t0, time.perf_counter())  # the GPU over this scenario's window
         except Exception:  # run_scenario records failures itself; this is the last line of defence
             result = failed_result(scenario, key, plan.run_id, repeat, traceback.format_exc(limit=20))
         store.append(result)  # before anything else can fail: a graded result is never lost
@@ -66,7 +71,8 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
 
     await backend.start()
     try:
-        await asyncio.gather(*(one(s, r) for s, r in todo))
+        with telemetry:
+            await asyncio.gather(*(one(s, r) for s, r in todo))
     finally:
         await backend.stop()
     return fresh
