@@ -2,7 +2,8 @@
 
 Exit codes: 0 the command completed (a run completed, whatever its scores); 1 invalid input
 (scenario, registry, option values, unknown names); 2 command-line usage error; 3 infrastructure
-failure (some scenario runs ended in ``endpoint_error`` or ``error``); 130 interrupted.
+failure (some scenario runs ended in ``endpoint_error`` or ``error``); 4 ``meta-eval`` found a grader
+that missed a fault or failed a gold solution; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import typer
 
 from agentbench import __version__
-from agentbench.cli import bench_cmd, catalog_cmd, compare_cmd, run_cmd, runs_cmd, scenarios_cmd
+from agentbench.cli import bench_cmd, catalog_cmd, compare_cmd, metaeval_cmd, run_cmd, runs_cmd, scenarios_cmd
 from agentbench.cli.common import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, err
 from agentbench.errors import AgentbenchError, EndpointError, ScenarioError
 
@@ -25,6 +26,7 @@ app.command("scenario")(run_cmd.scenario_command)
 app.command("report")(runs_cmd.report_command)
 app.command("compare")(compare_cmd.compare_command)
 app.command("bench")(bench_cmd.bench_command)
+app.command("meta-eval")(metaeval_cmd.metaeval_command)
 app.add_typer(scenarios_cmd.app, name="scenarios")
 app.add_typer(catalog_cmd.models_app, name="models")
 app.add_typer(catalog_cmd.tools_app, name="tools")
