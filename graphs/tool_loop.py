@@ -152,6 +152,10 @@ async def _call_model(model: Runnable[Any, Any], messages: list[BaseMessage], co
         # One merge at the end: merging chunk by chunk re-parses the tool-call JSON every time.
         merged = chunks[0] if len(chunks) == 1 else add_ai_message_chunks(chunks[0], *chunks[1:])
         message = _strict_calls(merged, message_chunk_to_message(merged))
+        # A model that parses its reply's text (prompt-based tools) does so once the stream is whole.
+        finish = getattr(model, "finish_stream", None)
+        if callable(finish) and isinstance(message, AIMessage):
+            message = finish(message)
     else:
         message = await model.ainvoke(messages, config)
     if not isinstance(message, AIMessage):

@@ -106,6 +106,10 @@ class OpenAIBackend(Backend):
     first token per call): vLLM's non-streaming tool-call parsing is the more robust path, and a
     streamed reply costs the client several times more CPU per call. Serving latency (TTFT,
     TPOT) is measured by ``agentbench bench`` with a dedicated streaming client.
+
+    The entry's ``tool_protocol`` picks native tool calling or tools described in the prompt
+    (docs/tool-protocols.md); its ``chat_template_kwargs`` go in every request body. Subclasses
+    (the vLLM backend) inherit both.
     """
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -149,7 +153,16 @@ class OpenAIBackend(Backend):
             timeout=self.spec.timeout_s,
             max_retries=self.spec.max_retries,
             default_headers=headers,
+            extra_body=self.extra_body(),
+            tool_protocol=self.spec.tool_protocol,
         )
+
+    def extra_body(self) -> dict[str, Any] | None:
+        """Fields beyond the OpenAI API sent with every request: the entry's ``chat_template_kwargs``
+        (vLLM and SGLang pass them to the chat template, e.g. ``{"enable_thinking": false}``)."""
+        if not self.spec.chat_template_kwargs:
+            return None
+        return {"chat_template_kwargs": dict(self.spec.chat_template_kwargs)}
 
     def describe(self) -> dict[str, Any]:
         return self.spec.model_dump(exclude_none=True, exclude={"api_key_env"})

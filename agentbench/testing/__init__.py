@@ -16,12 +16,12 @@ _SERVER_NAMES = {
     "echo_responder", "scripted_responder",
 }
 
-__all__ = ["ScriptedChatModel", "reference_responder", *sorted(_SERVER_NAMES)]
+__all__ = ["ScriptedChatModel", "prompt_reference_responder", "reference_responder", *sorted(_SERVER_NAMES)]
 
 
 def __getattr__(name: str) -> Any:
     if name in _SERVER_NAMES:
         return getattr(importlib.import_module("agentbench.testing.openai_server"), name)
-    if name == "reference_responder":
-        return importlib.import_module("agentbench.testing.reference").reference_responder
+    if name in ("reference_responder", "prompt_reference_responder"):
+        return getattr(importlib.import_module("agentbench.testing.reference"), name)
     raise AttributeError(f"module 'agentbench.testing' has no attribute {name!r}")

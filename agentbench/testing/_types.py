@@ -70,6 +70,10 @@ class Reply:
             words in content, reasoning and tool-call names and arguments.
         finish_reason: overrides the finish reason (e.g. ``"length"``); by default
             ``"tool_calls"`` when there are tool calls, else ``"stop"``.
+        reasoning_field: the field name the reasoning goes in: ``"reasoning"`` (vLLM now) or
+            ``"reasoning_content"`` (older vLLM, and other servers).
+        reasoning_tokens: when set, reported as ``usage.completion_tokens_details.reasoning_tokens``
+            (as OpenAI reports it; vLLM's chat completions do not send it).
     """
 
     content: str = ""
@@ -80,6 +84,8 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    reasoning_field: str = "reasoning"
+    reasoning_tokens: int | None = None
 
 
 Responder = Callable[[ChatRequest], Reply | Awaitable[Reply]]

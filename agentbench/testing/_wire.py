@@ -67,7 +67,7 @@ class _Completion:
     model: str
     reply: Reply
     call_ids: list[str]
-    usage: dict[str, int]
+    usage: dict[str, Any]
     finish_reason: str
 
     @classmethod
@@ -87,11 +87,7 @@ class _Completion:
             model=request.model,
             reply=reply,
             call_ids=[tc.id or f"call_{uuid.uuid4().hex[:24]}" for tc in reply.tool_calls],
-            usage={
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
+            usage=_usage(prompt, completion, reply.reasoning_tokens),
             finish_reason=finish,
         )
 
@@ -114,7 +110,7 @@ class _Completion:
             ],
         }
         if reply.reasoning is not None:
-            message["reasoning"] = reply.reasoning
+            message[reply.reasoning_field] = reply.reasoning
         return message
 
     def body(self) -> dict[str, Any]:
@@ -151,7 +147,7 @@ class _Completion:
         """The stream deltas in order: role, reasoning, content, then each tool call."""
         yield {"role": "assistant", "content": ""}
         for piece in _pieces(self.reply.reasoning or "", chunk_chars):
-            yield {"reasoning": piece}
+            yield {self.reply.reasoning_field: piece}
         for piece in _pieces(self.reply.content, chunk_chars):
             yield {"content": piece}
         for index, (tc, call_id) in enumerate(
@@ -181,6 +177,17 @@ class _Completion:
         for c in chunks:
             yield f"data: {_dumps(c)}\n\n".encode()
         yield b"data: [DONE]\n\n"
+
+
+def _usage(prompt: int, completion: int, reasoning: int | None) -> dict[str, Any]:
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if reasoning is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return usage
 
 
 def _pieces(text: str, size: int) -> Iterator[str]:
