@@ -134,3 +134,19 @@ def test_counts_add_up() -> None:
     a.add(b)
     assert (a.units, a.correct, a.calls, a.hallucinated) == (3, 2, 3, 1)
     assert FCCounts().accuracy is None and FCCounts().as_json()["accuracy_ci95"] is None
+
+
+def test_run_json_and_report_carry_function_calling_and_coherence(tmp_path, capsys) -> None:
+    import json
+
+    from agentbench.cli.app import main
+
+    code = main(["run", "--scenarios", "multi_turn_budget,tip_calculation", "--models", "reference,reference-noisy",
+                 "--results-dir", str(tmp_path), "--report-dir", str(tmp_path / "report"), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    fc = data["summary"]["reference"]["function_calling"]
+    assert fc["accuracy"] == 1.0 and fc["units"] == 4 and set(fc["by_category"]) == {"conversation", "function_calling"}
+    assert data["summary"]["reference"]["coherence"]["conversation"] == 1.0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Function calling" in report and "## Multi-turn coherence" in report
