@@ -55,6 +55,50 @@ UnsafeOption = Annotated[
                  "unavailable (recorded in the run). Only on a machine you can afford to lose."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ToolProtocolOption = Annotated[
+    str | None,
+    typer.Option("--tool-protocol", help="Override the models' tool calling: 'native' (the server parses calls) or "
+                 "'prompt' (tools described in the prompt, calls parsed from the text; docs/tool-protocols.md). "
+                 "Stored with the run.", show_default=False),
+]
+ThinkingOption = Annotated[
+    str | None,
+    typer.Option("--thinking", help="'on' or 'off': enable_thinking in the chat_template_kwargs sent with every "
+                 "request (Qwen3 and other reasoning models). Stored with the run.", show_default=False),
+]
+
+_OVERRIDABLE = ("openai", "vllm")  # backends that talk to a server (an architecture's members included)
+
+
+def model_overrides(specs: list[ModelSpec], tool_protocol: str | None, thinking: str | None) -> list[ModelSpec]:
+    """``specs`` with ``--tool-protocol`` and ``--thinking`` applied to every server-backed entry
+    (and architecture member); the changed entries are what the run stores."""
+    if tool_protocol is None and thinking is None:
+        return specs
+    if tool_protocol not in (None, "native", "prompt"):
+        raise typer.BadParameter(f"--tool-protocol takes 'native' or 'prompt', not {tool_protocol!r}")
+    if thinking not in (None, "on", "off"):
+        raise typer.BadParameter(f"--thinking takes 'on' or 'off', not {thinking!r}")
+    changed: list[str] = []
+
+    def apply(spec: ModelSpec) -> ModelSpec:
+        if spec.members:
+            return spec.model_copy(update={"members": {k: apply(m) for k, m in spec.members.items()}})
+        if spec.backend not in _OVERRIDABLE:
+            return spec
+        changed.append(spec.key)
+        update: dict[str, Any] = {}
+        if tool_protocol is not None:
+            update["tool_protocol"] = tool_protocol
+        if thinking is not None:
+            update["chat_template_kwargs"] = {**(spec.chat_template_kwargs or {}), "enable_thinking": thinking == "on"}
+        return spec.model_copy(update=update)
+
+    result = [apply(s) for s in specs]
+    if not changed:
+        raise typer.BadParameter(f"--tool-protocol and --thinking apply to models served over HTTP (backend "
+                                 f"openai or vllm); none of {', '.join(s.key for s in specs)} is one")
+    return result
 
 
 def library(dirs: list[Path] | None) -> ScenarioLibrary:

@@ -95,6 +95,8 @@ def run_command(
     scenarios: Annotated[str | None, typer.Option(help="Scenario ids or glob patterns, comma-separated.")] = None,
     models: Annotated[str | None, typer.Option(help=f"Model keys, comma-separated (default {DEFAULT_MODELS}).")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Runs of each scenario per model.")] = 1,
+    tool_protocol: common.ToolProtocolOption = None,
+    thinking: common.ThinkingOption = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Scenario runs in flight per model.")] = 4,
     workers: Annotated[int, typer.Option(min=0, help="Worker processes sharing the runs (0: one per 16 of "
                                          "--concurrency, at most one per core).")] = 0,
@@ -124,6 +126,7 @@ def run_command(
             raise typer.BadParameter("give --suite or --scenarios, not both")
         chosen = lib.matching(scenarios) if scenarios else lib.suite(suite or DEFAULT_SUITE)
         selection = f"scenarios {scenarios}" if scenarios else f"suite {suite or DEFAULT_SUITE}"
+        specs = common.model_overrides(specs, tool_protocol, thinking)
         plan = make_plan(specs, chosen, repeats=repeats, concurrency=concurrency, workers=workers, selection=selection,
                          scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
                          models_file=str(models_file) if models_file else None,
@@ -170,6 +173,8 @@ def scenario_command(
     name: Annotated[str, typer.Argument(help="Scenario id (see `agentbench scenarios list`).")],
     model: Annotated[str | None, typer.Option("--model", help="Model key (default: reference).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="How many times to run it.")] = 1,
+    tool_protocol: common.ToolProtocolOption = None,
+    thinking: common.ThinkingOption = None,
     base_url: common.BaseUrlOption = None,
     model_name: common.ModelNameOption = None,
     search: common.SearchOption = None,
@@ -185,6 +190,7 @@ def scenario_command(
     entries = common.registry(models_file, base_url, model_name)
     spec = resolve_model(model or (model_name if base_url and model_name else "reference"), entries)
     store = common.store(results)
+    spec = common.model_overrides([spec], tool_protocol, thinking)[0]
     plan = make_plan([spec], [scenario], repeats=repeats, concurrency=1, selection=f"scenario {name}",
                      scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
                      tool_options=common.tool_options(search, unsafe_no_sandbox))
