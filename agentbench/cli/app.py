@@ -13,7 +13,16 @@ import sys
 import typer
 
 from agentbench import __version__
-from agentbench.cli import bench_cmd, catalog_cmd, compare_cmd, metaeval_cmd, run_cmd, runs_cmd, scenarios_cmd
+from agentbench.cli import (
+    bench_cmd,
+    catalog_cmd,
+    compare_cmd,
+    metaeval_cmd,
+    run_cmd,
+    runs_cmd,
+    scenarios_cmd,
+    serve_cmd,
+)
 from agentbench.cli.common import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, err
 from agentbench.errors import AgentbenchError, EndpointError, ScenarioError
 
@@ -27,6 +36,7 @@ app.command("report")(runs_cmd.report_command)
 app.command("compare")(compare_cmd.compare_command)
 app.command("bench")(bench_cmd.bench_command)
 app.command("meta-eval")(metaeval_cmd.metaeval_command)
+app.command("serve")(serve_cmd.serve_command)
 app.add_typer(scenarios_cmd.app, name="scenarios")
 app.add_typer(catalog_cmd.models_app, name="models")
 app.add_typer(catalog_cmd.tools_app, name="tools")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agentbench.cli import common
+from agentbench.cli import common, serve_cmd
 from agentbench.cli.common import EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_OK, err, out
 from agentbench.cli.transcript_view import print_result
 from agentbench.grading.fc_metrics import fc_summary
@@ -107,6 +107,10 @@ def run_command(
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write a report.")] = False,
     search: common.SearchOption = None,
     unsafe_no_sandbox: common.UnsafeOption = False,
+    switch: serve_cmd.SwitchOption = "restart",
+    synthetic: serve_cmd.SyntheticOption = False,
+    vllm_command: serve_cmd.VllmCommandOption = None,
+    vllm_env: serve_cmd.VllmEnvOption = None,
     json_output: common.JsonOption = False,
     scenarios_dir: common.ScenariosDirOption = None,
     models_file: common.ModelsFileOption = None,
@@ -119,9 +123,11 @@ def run_command(
         lib = common.library([Path(p) for p in plan.scenarios_dirs])
     else:
         lib = common.library(scenarios_dir)
-        entries = common.registry(models_file, base_url, model_name)
+        entries = common.registry(models_file, base_url if model_name else None, model_name)
         keys = models or (model_name if base_url and model_name else DEFAULT_MODELS)
         specs = [resolve_model(k.strip(), entries) for k in keys.split(",") if k.strip()]
+        if base_url and not model_name:  # attach the vllm entries to a running server
+            specs = serve_cmd.attach_to(specs, base_url)
         if suite and scenarios:
             raise typer.BadParameter("give --suite or --scenarios, not both")
         chosen = lib.matching(scenarios) if scenarios else lib.suite(suite or DEFAULT_SUITE)
@@ -132,7 +138,9 @@ def run_command(
                          models_file=str(models_file) if models_file else None,
                          tool_options=common.tool_options(search, unsafe_no_sandbox))
         store.create_run(plan)
-    all_results = _execute(plan, lib, store, quiet=json_output)
+    serving = serve_cmd.launch_options(synthetic=synthetic, vllm_command=vllm_command, vllm_env=vllm_env)
+    with serve_cmd.run_serving(plan, store, switch, serving, quiet=json_output):
+        all_results = _execute(plan, lib, store, quiet=json_output)
     report_to = report_dir or store.root / "runs" / plan.run_id / "report"
     paths = None if no_report else write_report(plan, all_results, report_to)
     if json_output:
@@ -179,6 +187,10 @@ def scenario_command(
     model_name: common.ModelNameOption = None,
     search: common.SearchOption = None,
     unsafe_no_sandbox: common.UnsafeOption = False,
+    switch: serve_cmd.SwitchOption = "restart",
+    synthetic: serve_cmd.SyntheticOption = False,
+    vllm_command: serve_cmd.VllmCommandOption = None,
+    vllm_env: serve_cmd.VllmEnvOption = None,
     json_output: common.JsonOption = False,
     scenarios_dir: common.ScenariosDirOption = None,
     models_file: common.ModelsFileOption = None,
@@ -187,15 +199,19 @@ def scenario_command(
     """Run one scenario and show its transcript, every grade with its reason, and timings."""
     lib = common.library(scenarios_dir)
     scenario = lib.get(name)
-    entries = common.registry(models_file, base_url, model_name)
+    entries = common.registry(models_file, base_url if model_name else None, model_name)
     spec = resolve_model(model or (model_name if base_url and model_name else "reference"), entries)
+    if base_url and not model_name:  # attach a vllm entry to a running server
+        spec = serve_cmd.attach_to([spec], base_url)[0]
     store = common.store(results)
     spec = common.model_overrides([spec], tool_protocol, thinking)[0]
     plan = make_plan([spec], [scenario], repeats=repeats, concurrency=1, selection=f"scenario {name}",
                      scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
                      tool_options=common.tool_options(search, unsafe_no_sandbox))
     store.create_run(plan)
-    found = _execute(plan, lib, store, quiet=True)
+    serving = serve_cmd.launch_options(synthetic=synthetic, vllm_command=vllm_command, vllm_env=vllm_env)
+    with serve_cmd.run_serving(plan, store, switch, serving, quiet=json_output):
+        found = _execute(plan, lib, store, quiet=True)
     if json_output:
         common.print_json({"run_id": plan.run_id, "results": [r.model_dump() for r in found]})
     else:

@@ -87,7 +87,7 @@ def _figures_table(data: dict[str, Any]) -> None:
 
 async def _serve(server: Any, detach: bool, once: bool) -> dict[str, Any]:
     await server.start()
-    summary: dict[str, Any] = {"pid": server.pid, **server.describe()}
+    summary: dict[str, Any] = server.describe()
     if detach:
         server.detach()
         summary["stop_with"] = f"kill -TERM -- -{summary['pid']}"

@@ -180,6 +180,10 @@ def make_backend(spec: ModelSpec) -> Backend:
         from agentbench.models.arch_backend import ArchitectureBackend  # composes the other backends
 
         BACKENDS["architecture"] = ArchitectureBackend
+    if spec.backend == "vllm" and "vllm" not in BACKENDS:
+        from agentbench.models.vllm_backend import VLLMBackend  # launches vLLM servers (agentbench.serving)
+
+        BACKENDS["vllm"] = VLLMBackend
     try:
         factory = BACKENDS[spec.backend]
     except KeyError:

@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentbench import __version__
-from agentbench.models.backends import make_backend
+from agentbench.errors import EndpointError
+from agentbench.models.backends import Backend, make_backend
 from agentbench.models.registry import ModelSpec
 from agentbench.runner.execute import failed_result, run_scenario
 from agentbench.runner.records import ScenarioResult
@@ -38,12 +39,32 @@ def make_plan(models: Sequence[ModelSpec], scenarios: Sequence[Scenario], *, rep
     )
 
 
+async def _start(backend: Backend, plan: RunPlan, key: str, todo: list[tuple[str, int]], library: ScenarioLibrary,
+                 store: ResultStore, on_result: OnResult | None) -> list[ScenarioResult] | None:
+    """Start ``backend``; if its endpoint cannot start (a vLLM server that exits or never becomes
+    healthy), store every scenario of the model as ``endpoint_error`` with the cause and return them:
+    the suite goes on with the next model and nothing is silently missing."""
+    try:
+        await backend.start()
+    except EndpointError as exc:
+        await backend.stop()
+        failed = [failed_result(library.get(s), key, plan.run_id, r, f"the model's endpoint did not start: {exc}")
+                  .model_copy(update={"outcome": "endpoint_error"}) for s, r in todo]
+        for result in failed:
+            store.append(result)
+            if on_result is not None:
+                on_result(result)
+        return failed
+    return None
+
+
 async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], library: ScenarioLibrary,
                      store: ResultStore, on_result: OnResult | None) -> list[ScenarioResult]:
     """One model's share of a run: start its backend, run its scenarios concurrently, stop it."""
     backend = make_backend(ModelSpec.model_validate(plan.model_specs[key]))
     if plan.workers > 1 and len(todo) > 1:
-        await backend.start()
+        if (unstarted := await _start(backend, plan, key, todo, library, store, on_result)) is not None:
+            return unstarted
         try:
             workers = min(plan.workers, len(todo))
             return await run_in_workers(plan, backend.worker_spec(), todo, workers, library, store,
@@ -69,7 +90,8 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
         if on_result is not None:
             on_result(result)
 
-    await backend.start()
+    if (unstarted := await _start(backend, plan, key, todo, library, store, on_result)) is not None:
+        return unstarted
     try:
         with telemetry:
             await asyncio.gather(*(one(s, r) for s, r in todo))

@@ -168,6 +168,7 @@ class VLLMServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._baseline: int | None = None
         self._pids_seen: set[int] = set()
+        self._pid: int | None = None  # kept after the stop, for the record
 
     # -- state -----------------------------------------------------------------------------
 
@@ -208,6 +209,8 @@ class VLLMServer:
         data: dict[str, Any] = {"key": self.spec.key, "log": str(self.log_path), "startup": self.startup.to_dict()}
         if self.plan is not None:
             data.update(base_url=self.plan.base_url, settings=self.plan.settings)
+        if self._pid is not None:
+            data["pid"] = self._pid
         if self.last_stop is not None:
             data["stop"] = self.last_stop.to_dict()
         return data
@@ -240,6 +243,7 @@ class VLLMServer:
             self._proc = subprocess.Popen(self.plan.argv, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, env={**os.environ, **self.plan.env},
                                           start_new_session=True)
+        self._pid = self._proc.pid
         _live.add(self)
         try:
             await self._wait_healthy()

@@ -36,7 +36,7 @@ from aiohttp import web
 from agentbench.testing._server import OpenAITestServer
 from agentbench.testing._types import ChatRequest, Reply, Responder
 
-__all__ = ["main"]
+__all__ = ["command", "main"]
 
 _ENGINE = (
     "import signal, sys, time\n"
@@ -177,6 +177,16 @@ async def _serve(args: argparse.Namespace, fail: str) -> None:
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.astop()
+
+
+def command() -> str:
+    """The shell-quoted ``--vllm-command`` that runs this fake with this Python (installed package,
+    not a source checkout's folder: see :mod:`agentbench.childproc`)."""
+    import shlex
+
+    from agentbench.childproc import python_module_argv
+
+    return shlex.join(python_module_argv("agentbench.testing.fake_vllm"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
