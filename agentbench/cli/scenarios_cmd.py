@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,17 @@ from agentbench.scenario.loader import validate_paths
 from agentbench.scenario.schema import Scenario
 
 app = typer.Typer(help="List, show, validate scenarios; print their JSON Schema.", no_args_is_help=True)
+DIFFICULTIES = ("easy", "medium", "hard")
+
+
+def difficulty_counts(scenarios: Iterable[Scenario]) -> dict[str, dict[str, int]]:
+    """Scenarios per category (sorted) and difficulty: ``{category: {easy, medium, hard, total}}``."""
+    counts: dict[str, dict[str, int]] = {}
+    for s in scenarios:
+        row = counts.setdefault(s.category, {**dict.fromkeys(DIFFICULTIES, 0), "total": 0})
+        row[s.difficulty] += 1
+        row["total"] += 1
+    return dict(sorted(counts.items()))
 
 
 @app.command("list")
@@ -30,6 +42,7 @@ def list_scenarios(json_output: common.JsonOption = False, scenarios_dir: common
             "scenarios": [{"id": s.id, "title": s.title, "category": s.category, "difficulty": s.difficulty,
                            "tags": s.tags, "tools": s.tools, "turns": len(s.turns), "source": s.source}
                           for s in scenarios],
+            "counts": difficulty_counts(scenarios),
             "suites": {name: {"description": lib.suites[name].description, "scenarios": ids}
                        for name, ids in suites.items()},
         })
@@ -37,9 +50,11 @@ def list_scenarios(json_output: common.JsonOption = False, scenarios_dir: common
     table = Table(f"{len(scenarios)} scenarios", ["id", "category", "difficulty", "turns", "tools", "title"])
     table.rows = [[s.id, s.category, s.difficulty, str(len(s.turns)), ", ".join(s.tools), s.title] for s in scenarios]
     common.print_table(table)
-    counts = Counter(s.category for s in scenarios)
-    by_category = [[c, str(n)] for c, n in sorted(counts.items())]
-    common.print_table(Table("By category", ["category", "scenarios"], by_category))
+    counts = difficulty_counts(scenarios)
+    by_category = [[c, *(str(row[d]) for d in DIFFICULTIES), str(row["total"])] for c, row in counts.items()]
+    totals = Counter(str(s.difficulty) for s in scenarios)
+    by_category.append(["all", *(str(totals[d]) for d in DIFFICULTIES), str(len(scenarios))])
+    common.print_table(Table("By category and difficulty", ["category", *DIFFICULTIES, "total"], by_category))
     common.print_table(Table("Suites", ["suite", "scenarios", "description"],
                              [[n, str(len(ids)), lib.suites[n].description] for n, ids in suites.items()]))
 
