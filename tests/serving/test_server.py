@@ -173,3 +173,21 @@ def test_memory_release_waits_for_the_baseline(monkeypatch: pytest.MonkeyPatch, 
     assert (seconds is not None) == released and (note == "") == released
     if not released:
         assert "still 80.00 GiB (baseline 10.00 GiB" in note
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vllm-0.24.0"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("llama-serve.log", {"weights_gib": 15.0, "kv_cache_tokens": 841520, "max_concurrency_tokens": 8192,
+                         "max_concurrency": 102.72, "graph_capture_s": 4.0, "init_engine_s": 28.75}),
+    ("qwen3-serve.log", {"weights_gib": 15.27, "kv_cache_tokens": 796432, "max_concurrency_tokens": 32768,
+                         "torch_compile_s": 4.73, "architecture": "Qwen3ForCausalLM"}),
+])
+def test_startup_log_of_a_real_h200_run(name: str, expected: dict[str, object]) -> None:
+    log = StartupLog()
+    for line in (FIXTURES / name).read_text("utf-8", "replace").splitlines():
+        log.feed(line)
+    figures = log.figures.to_dict()
+    assert {k: figures.get(k) for k in expected} == expected
+    assert log.phases[-1] == "HTTP server up"

@@ -1,0 +1,122 @@
+"""The server lifecycle and model switching on a real GPU with real vLLM (synthetic, dummy-weight models).
+
+Skipped without nvidia-smi and vLLM (tests/gpu/conftest.py). vLLM may live in another environment:
+set AGENTBENCH_VLLM_ENV (e.g. "PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0") and, if needed,
+AGENTBENCH_VLLM_COMMAND. With AGENTBENCH_GPU_OUT set, logs and JSON results are written there
+(scripts/gpu/serving_checks.sh does this). Each test is self-contained; asyncio.run keeps them free
+of pytest plugins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agentbench.models.registry import load_registry, resolve_model
+from agentbench.serving.launch import LaunchOptions
+from agentbench.serving.server import VLLMServer
+from agentbench.serving.switching import ModelSwitcher
+
+pytestmark = pytest.mark.gpu
+
+MODEL_A, MODEL_B = "llama31-8b", "qwen3-8b"
+
+
+def _out(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("AGENTBENCH_GPU_OUT") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _save(folder: Path, name: str, data: dict[str, Any]) -> None:
+    (folder / name).write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+
+
+def _options(**overrides: Any) -> LaunchOptions:
+    return LaunchOptions(synthetic=True, max_model_len=8192, **overrides)
+
+
+def test_synthetic_llama_starts_reports_its_figures_and_releases_memory(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    spec = resolve_model(MODEL_A, load_registry())
+    server = VLLMServer(spec, _options(gpu_memory_utilization=0.85), log_dir=out, on_phase=print)
+
+    async def run() -> None:
+        async with server:
+            reply = httpx.post(f"{server.base_url}/chat/completions", timeout=60, json={
+                "model": spec.model_name or spec.key, "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 8})
+            assert reply.status_code == 200, reply.text
+
+    asyncio.run(run())
+    _save(out, "serve-llama.json", server.describe())
+    f = server.startup
+    assert f.weights_gib is not None and 14.0 < f.weights_gib < 16.5  # 8.03 B params in bf16
+    assert f.kv_cache_tokens is not None and f.kv_cache_tokens > 100_000
+    assert f.max_concurrency_tokens == 8192 and f.max_concurrency is not None and f.max_concurrency > 10
+    assert f.init_engine_s is not None and f.ready_s is not None and f.ready_s >= f.init_engine_s
+    stop = server.last_stop
+    assert stop is not None and stop.group_exited and stop.memory_released is True, stop
+
+
+async def _raw_switch(leave: VLLMServer, enter: VLLMServer) -> float:
+    """Sleep one server and wake the other with plain HTTP POSTs (no checks): vLLM's own cost."""
+    async with httpx.AsyncClient(timeout=600) as client:
+        start = time.perf_counter()
+        (await client.post(f"{leave.root_url}/sleep", params={"level": "1"})).raise_for_status()
+        (await client.post(f"{enter.root_url}/wake_up")).raise_for_status()
+        return time.perf_counter() - start
+
+
+def test_switch_sleep_wake_versus_cold_restart(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    registry = load_registry()
+    a, b = resolve_model(MODEL_A, registry), resolve_model(MODEL_B, registry)
+    result: dict[str, Any] = {"models": [MODEL_A, MODEL_B]}
+
+    async def run() -> None:
+        sleepy = ModelSwitcher("sleep", _options(), log_dir=out / "sleep", record_path=out / "switch-sleep.json",
+                               expected_models=2, on_phase=lambda key, line: print(key, line))
+        try:
+            for spec in (a, b, a, b):  # two cold starts, then the first sleeps of each (slow: weights to CPU)
+                await sleepy.switch_to(spec)
+            warm = []
+            for spec in (a, b, a, b):
+                await sleepy.switch_to(spec)
+                warm.append(sleepy.records[-1].total_s)
+            server_a, server_b = sleepy.servers[MODEL_A], sleepy.servers[MODEL_B]
+            raw = [await _raw_switch(server_b, server_a), await _raw_switch(server_a, server_b),
+                   await _raw_switch(server_b, server_a), await _raw_switch(server_a, server_b)]
+            result["sleep"] = {"agentbench_switch_s": warm, "raw_sleep_wake_s": raw,
+                               "ratio_median": statistics.median(warm) / statistics.median(raw),
+                               "records": [r.to_dict() for r in sleepy.records]}
+        finally:
+            await sleepy.close()
+        # A cold restart: the previous servers stopped (group gone, memory back to the baseline), then a
+        # fresh start of the next model alone (its torch.compile cache is warm by now).
+        stops = [s["stop"] for s in sleepy.to_dict()["servers"] if "stop" in s]
+        restart = ModelSwitcher("restart", _options(gpu_memory_utilization=0.85), log_dir=out / "restart",
+                                record_path=out / "switch-restart.json")
+        try:
+            await restart.acquire(a)
+        finally:
+            await restart.close()
+        start_s = restart.records[0].start_s or 0.0
+        last_stop = stops[-1]
+        result["restart"] = {"stops": stops, "start_s": start_s,
+                             "cold_restart_s": last_stop["stop_s"] + (last_stop["memory_release_s"] or 0) + start_s}
+
+    asyncio.run(run())
+    _save(out, "switch-summary.json", result)
+    print(json.dumps(result, indent=2, default=str))
+    assert all(s["group_exited"] and s["memory_released"] is True for s in result["restart"]["stops"])
+    assert max(result["sleep"]["agentbench_switch_s"]) < 10  # warm switches take about a second on an H200
+    assert result["sleep"]["ratio_median"] <= 1.2  # agentbench's checks add little to vLLM's own sleep + wake
