@@ -26,6 +26,10 @@ from agentbench.models.registry import ModelSpec
 from agentbench.models.script import gold_script
 from agentbench.scenario.schema import Scenario
 
+#: Chat-format families (``serve.family``) whose chat template rejects the system role (the server
+#: answers HTTP 400): in prompt mode their system text, tool list included, opens the first user message.
+NO_SYSTEM_ROLE_FAMILIES = frozenset({"gemma2"})
+
 #: Request headers that tell a server (or a proxy's logs) which scenario a request belongs to.
 SCENARIO_HEADER = "X-Agentbench-Scenario"
 REPEAT_HEADER = "X-Agentbench-Repeat"
@@ -155,7 +159,13 @@ class OpenAIBackend(Backend):
             default_headers=headers,
             extra_body=self.extra_body(),
             tool_protocol=self.spec.tool_protocol,
+            system_role=self.system_role(),
         )
+
+    def system_role(self) -> bool:
+        """Whether the model's chat template accepts a system message (from the entry's family)."""
+        serve = self.spec.serve
+        return not (serve is not None and serve.family in NO_SYSTEM_ROLE_FAMILIES)
 
     def extra_body(self) -> dict[str, Any] | None:
         """Fields beyond the OpenAI API sent with every request: the entry's ``chat_template_kwargs``

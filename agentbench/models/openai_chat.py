@@ -75,6 +75,20 @@ class ToolSafeChatOpenAI(ChatOpenAI):
                                   parallel_tool_calls=parallel_tool_calls, response_format=response_format,
                                   **kwargs)
 
+    def finish_stream(self, message: AIMessage) -> AIMessage:
+        """A streamed reply, merged (the tool loop calls this): in prompt mode its ``<think>`` block is
+        moved to the reasoning, as for a reply that was not streamed. With tools bound, the runnable
+        ``bind_tools`` returned does this and parses the calls too."""
+        if self.tool_protocol != "prompt" or not isinstance(message.content, str):
+            return message
+        thought, rest = split_reasoning(message.content)
+        if thought is None:
+            return message
+        server = message.additional_kwargs.get(REASONING_KEY)
+        reasoning = "\n\n".join(t for t in (server if isinstance(server, str) else None, thought) if t)
+        return message.model_copy(update={"content": rest.strip(),
+                                          "additional_kwargs": {**message.additional_kwargs, REASONING_KEY: reasoning}})
+
     def _create_chat_result(self, response: dict[Any, Any] | openai.BaseModel,
                             generation_info: dict[Any, Any] | None = None) -> ChatResult:
         data = response if isinstance(response, dict) else response.model_dump(warnings=False)

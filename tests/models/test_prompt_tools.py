@@ -307,3 +307,48 @@ def test_the_request_carries_tools_only_in_native_mode(tmp_path: Path) -> None:
     assert "tools" not in bodies["prompt"] and "tool_choice" not in bodies["prompt"]
     assert "<tools>" in bodies["prompt"]["messages"][0]["content"]
     assert bodies["native"]["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_a_family_without_a_system_role_gets_the_tool_list_in_its_first_user_message(library: ScenarioLibrary) -> None:
+    entry = load_registry()["gemma2-9b"]
+    assert entry.serve is not None and entry.serve.family == "gemma2"
+    with OpenAITestServer(prompt_reference_responder(library), model_names=[entry.model_name or ""]) as server:
+        # The openai backend's request path, as the vllm backend (its subclass) uses it on a running server.
+        backend = OpenAIBackend(entry.model_copy(update={"base_url": server.base_url, "max_retries": 0}))
+
+        async def go() -> ScenarioResult:
+            await backend.start()
+            try:
+                return await run_scenario(library.get("tip_calculation"), backend, run_id="r")
+            finally:
+                await backend.stop()
+
+        result = asyncio.run(go())
+        requests = list(server.requests)
+    assert result.passed, result.error
+    assert requests and all(m["role"] != "system" for r in requests for m in r.messages)
+    first = requests[0].messages[0]
+    assert first["role"] == "user" and "<tools>" in first["content"]
+    assert first["content"].endswith(library.get("tip_calculation").turns[0].user)
+
+
+def test_a_prompt_model_without_tools_still_keeps_its_thinking_apart(tmp_path: Path) -> None:
+    from agentbench.graphs import recursion_limit, tool_loop
+
+    reply = Reply(content="<think>2 + 2 is 4</think>\n\nFour.")
+    with OpenAITestServer(lambda _r: reply, model_names=["m"]) as server:
+        for stream in (False, True):
+            spec = prompt_spec(server.base_url, "m", stream=stream)
+            backend = OpenAIBackend(spec)
+
+            async def go(backend: OpenAIBackend = backend) -> dict[str, Any]:
+                await backend.start()
+                try:
+                    graph = tool_loop(backend.chat_model(None), [], max_steps=2)
+                    return await graph.ainvoke({"messages": [HumanMessage("2 + 2?")]},
+                                               {"recursion_limit": recursion_limit(2)})
+                finally:
+                    await backend.stop()
+
+            answer = asyncio.run(go())["messages"][-1]
+            assert (answer.content, answer.additional_kwargs["reasoning_content"]) == ("Four.", "2 + 2 is 4"), stream
