@@ -22,9 +22,10 @@ import json
 import math
 import os
 import random
+import re
 import time
 import traceback
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ import aiohttp
 
 from agentbench.bench.metrics import RequestOutput
 
-__all__ = ["BenchRequest", "LoadResult", "SSEParser", "arrival_delays", "run_load", "send_request"]
+__all__ = ["BenchRequest", "LoadResult", "SSEParser", "StreamTimer", "arrival_delays", "run_load", "send_request"]
 
 ENDPOINTS = ("/v1/completions", "/v1/chat/completions")
 
@@ -112,57 +113,165 @@ def _headers() -> dict[str, str]:
     return headers
 
 
+_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*[^\]\s]')  # a non-empty top-level "choices" list
+
+
+def _proxy_env() -> bool:
+    """Whether aiohttp's ``trust_env`` would change anything: a proxy variable or a netrc file.
+
+    ``trust_env`` costs two thread-pool round trips per request (netrc and proxy lookups), which
+    on a small CPU is a measurable share of the client's time, so it is only turned on when needed.
+    """
+    names = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
+    if any(os.environ.get(n) or os.environ.get(n.upper()) for n in names) or os.environ.get("NETRC"):
+        return True
+    return os.path.isfile(os.path.expanduser("~/.netrc"))
+
+
+class StreamTimer:
+    """Times one streamed response as vLLM's request functions do, without parsing every message.
+
+    Every ``data:`` message (SSE comments and ``[DONE]`` skipped) gets one clock reading, as in
+    vLLM. Whether a message carries a non-empty ``choices`` list (a token, for TTFT and ITL) is
+    decided on the raw bytes (``"choices"`` as a key cannot occur inside a JSON string, where quotes
+    are escaped); only the other messages (normally just the final usage message) are JSON-parsed.
+    The messages with choices are kept as raw bytes and decoded into ``generated_text`` only when the
+    server sent no usage (the only case where the text is needed: vLLM then counts its tokens).
+    ``full_parse=True`` parses every message the way vLLM does; it is the reference the fast path is
+    tested against.
+    """
+
+    __slots__ = ("buf", "chat", "clock", "first", "full_parse", "last", "out", "pieces", "st", "usage_seen")
+
+    def __init__(self, out: RequestOutput, st: float, *, chat: bool, clock: Callable[[], float] = time.perf_counter,
+                 full_parse: bool = False) -> None:
+        self.out, self.st, self.chat, self.clock, self.full_parse = out, st, chat, clock, full_parse
+        self.first = False
+        self.last = st
+        self.buf = b""
+        self.pieces: list[bytes] = []
+        self.usage_seen = False
+
+    def feed(self, data: bytes) -> None:
+        """Add the bytes of one network read."""
+        parts = (self.buf + data if self.buf else data).split(b"\n\n")
+        rest = parts.pop()
+        if parts:
+            if self.full_parse:
+                for message in parts:
+                    self._message(message.strip())
+            else:
+                self._fast(parts)
+        # A trailing message without its blank line is complete when it parses (as vLLM does);
+        # a JSON object can only be complete when it ends with "}".
+        tail = rest.strip()
+        if tail == b"data: [DONE]" or (tail.startswith(b"data: ") and tail.endswith(b"}") and self._parses(tail[6:])):
+            self._message(tail)
+            rest = b""
+        self.buf = rest
+
+    def _fast(self, parts: list[bytes]) -> None:
+        """The hot loop: one clock reading and a substring test per message (see the class docstring)."""
+        clock, out, pieces = self.clock, self.out, self.pieces
+        for message in parts:
+            message = message.strip()
+            if not message or message[0] == 58 or message in (b"data: [DONE]", b"[DONE]"):  # 58 = ":", an SSE comment
+                continue
+            now = clock()
+            if b'"choices":[{' in message or (b'"choices"' in message and _CHOICES.search(message)):
+                if self.first:
+                    out.itl.append(now - self.last)
+                else:
+                    self.first = True
+                    out.ttft = now - self.st
+                pieces.append(message)
+                self.last = now
+            else:
+                self._other(message[6:] if message.startswith(b"data: ") else message, json.loads, now)
+
+    @staticmethod
+    def _parses(body: bytes) -> bool:
+        try:
+            json.loads(body)
+        except ValueError:
+            return False
+        return True
+
+    def _message(self, message: bytes) -> None:
+        """One message, the reference way: every message JSON-parsed, as vLLM does (``full_parse``)
+        -- or, on the fast path, only a trailing message completed without its blank line."""
+        if not message or message.startswith(b":"):  # blank, or an SSE comment (keep-alive ping)
+            return
+        body = message[6:] if message.startswith(b"data: ") else message
+        if body == b"[DONE]":
+            return
+        if not self.full_parse:
+            self._fast([message])
+            return
+        now = self.clock()
+        event = json.loads(body)
+        if event.get("choices"):
+            if not self.first:
+                self.first = True
+                self.out.ttft = now - self.st
+            else:
+                self.out.itl.append(now - self.last)
+            self.pieces.append(message)
+            self.last = now
+        else:
+            self._other(event, None, now)
+
+    def _other(self, body: Any, parse: Callable[[bytes], Any] | None, now: float) -> None:
+        """A message without choices: the usage message (or, rarely, something else)."""
+        event = parse(body) if parse is not None else body
+        if usage := event.get("usage"):
+            self.usage_seen = True
+            self.out.output_tokens = usage.get("completion_tokens") or 0
+            if usage.get("prompt_tokens") is not None:
+                self.out.prompt_len = usage["prompt_tokens"]
+        if self.chat:  # vLLM's chat client moves its end mark on every message, usage included
+            self.last = now
+
+    def finish(self) -> None:
+        """Close the request: latency, success, and the text when it is needed (no usage)."""
+        out = self.out  # an incomplete message left in the buffer is dropped, as vLLM drops it
+        if self.full_parse or not self.usage_seen:
+            field_name = "content" if self.chat else "text"
+            text = []
+            for message in self.pieces:
+                choice = json.loads(message[6:] if message.startswith(b"data: ") else message)["choices"][0]
+                piece = (choice.get("delta") or {}).get(field_name) if self.chat else choice.get(field_name)
+                text.append(piece or "")
+            out.generated_text = "".join(text)
+        out.latency = self.last - self.st
+        # vLLM's chat client calls any 200 a success; its completions client needs a first token.
+        out.success = self.first or self.chat
+        if not out.success:
+            out.error = "no message with choices arrived (no first token)"
+
+
 async def send_request(session: aiohttp.ClientSession, url: str, model: str, req: BenchRequest, *,
-                       ignore_eos: bool = False) -> RequestOutput:
+                       ignore_eos: bool = False, full_parse: bool = False) -> RequestOutput:
     """Send one streaming request to ``url`` (``.../v1/completions`` or ``.../v1/chat/completions``)
-    and time it like vLLM's request function for that endpoint."""
+    and time it like vLLM's request function for that endpoint (see :class:`StreamTimer`)."""
     chat = url.endswith("chat/completions")
     if not chat and not url.endswith("completions"):
         raise ValueError(f"bench URL must end with /v1/completions or /v1/chat/completions, got {url}")
     out = RequestOutput(prompt_len=req.prompt_len)
-    text: list[str] = []
-    first = False
+    body = _payload(url, model, req, ignore_eos)
+    headers = _headers()
     st = time.perf_counter()
-    out.start_time = last = st
+    out.start_time = st
+    timer = StreamTimer(out, st, chat=chat, full_parse=full_parse)
     try:
-        async with session.post(url, json=_payload(url, model, req, ignore_eos), headers=_headers()) as resp:
+        async with session.post(url, json=body, headers=headers) as resp:
             if resp.status != 200:
                 out.error = f"HTTP {resp.status} {resp.reason or ''}: {(await resp.text())[:300]}"
                 return out
-            parser = SSEParser()
+            feed = timer.feed
             async for data in resp.content.iter_any():
-                data = data.strip()
-                if not data:
-                    continue
-                for message in parser.feed(data):
-                    if message.startswith(":"):  # SSE comment (keep-alive ping)
-                        continue
-                    chunk = message.removeprefix("data: ")
-                    if chunk == "[DONE]":
-                        continue
-                    now = time.perf_counter()
-                    event = json.loads(chunk)
-                    if choices := event.get("choices"):
-                        if not first:
-                            first = True
-                            out.ttft = now - st
-                        else:
-                            out.itl.append(now - last)
-                        piece = choices[0].get("delta", {}).get("content") if chat else choices[0].get("text")
-                        text.append(piece or "")
-                        last = now
-                    elif usage := event.get("usage"):
-                        out.output_tokens = usage.get("completion_tokens") or 0
-                        if usage.get("prompt_tokens") is not None:
-                            out.prompt_len = usage["prompt_tokens"]
-                        if chat:  # vLLM's chat client moves its end mark on every message, usage included
-                            last = now
-        out.generated_text = "".join(text)
-        out.latency = last - st
-        # vLLM's chat client calls any 200 a success; its completions client needs a first token.
-        out.success = first or chat
-        if not out.success:
-            out.error = "no message with choices arrived (no first token)"
+                feed(data)
+        timer.finish()
     except Exception:
         out.success = False
         out.error = traceback.format_exc(limit=5)
@@ -214,15 +323,16 @@ def make_session(max_concurrency: int | None) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=max_concurrency or 0, limit_per_host=max_concurrency or 0,
                                      ttl_dns_cache=300, use_dns_cache=True, keepalive_timeout=60,
                                      enable_cleanup_closed=True, force_close=False)
-    return aiohttp.ClientSession(connector=connector, trust_env=True,
+    return aiohttp.ClientSession(connector=connector, trust_env=_proxy_env(),
                                  timeout=aiohttp.ClientTimeout(total=6 * 60 * 60))
 
 
 async def run_load(url: str, model: str, requests: Sequence[BenchRequest], *, max_concurrency: int | None = None,
                    request_rate: float = float("inf"), burstiness: float = 1.0, seed: int = 0,
-                   ignore_eos: bool = False, test_request: bool = True) -> LoadResult:
+                   ignore_eos: bool = False, test_request: bool = True, full_parse: bool = False) -> LoadResult:
     """Send ``requests`` to ``url`` with at most ``max_concurrency`` in flight (None: no limit) at
-    ``request_rate`` arrivals per second; return every outcome and the run's duration."""
+    ``request_rate`` arrivals per second; return every outcome and the run's duration.
+    ``full_parse`` JSON-parses every message (vLLM's way; slower, same metrics)."""
     if not requests:
         raise ValueError("no requests to send")
     if max_concurrency is not None and max_concurrency < 1:
@@ -237,7 +347,7 @@ async def run_load(url: str, model: str, requests: Sequence[BenchRequest], *, ma
 
         async def limited(req: BenchRequest) -> RequestOutput:
             async with gate:
-                return await send_request(session, url, model, req, ignore_eos=ignore_eos)
+                return await send_request(session, url, model, req, ignore_eos=ignore_eos, full_parse=full_parse)
 
         start = time.perf_counter()
         tasks = [asyncio.create_task(limited(req)) async for req in _arrivals(requests, delays)]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
-from agentbench.bench.client import BenchRequest, SSEParser, arrival_delays, run_load
+from agentbench.bench.client import BenchRequest, SSEParser, StreamTimer, arrival_delays, run_load
 from agentbench.bench.dataset import random_requests
-from agentbench.bench.metrics import compute_metrics
+from agentbench.bench.metrics import RequestOutput, compute_metrics
 from agentbench.testing.openai_server import OpenAITestServer, Reply
 
 
@@ -49,7 +50,9 @@ def test_run_load_counts_usage_tokens_and_respects_concurrency() -> None:
     m = compute_metrics(load.outputs, load.duration_s)
     assert m.total_output == 8 * 17 and m.total_input == 8 * 12
     # every message with choices (role, 5 content pieces, finish) after the first adds a gap
-    assert all(o.generated_text == "x" * 40 and len(o.itl) >= 5 for o in load.outputs)
+    assert all(len(o.itl) >= 5 for o in load.outputs)
+    # the text is only decoded when it is needed (no usage); the reference parse always keeps it
+    assert all(o.generated_text == "" for o in load.outputs)
     assert m.tpot_ms.mean > 0 and m.ttft_ms.mean >= 50
 
 
@@ -73,3 +76,94 @@ def test_text_fallback_pins_output_length() -> None:
     assert [r.prompt_len for r in reqs] == [20, 20, 20]
     assert all(r.extra_body == {"min_tokens": 7} and r.output_len == 7 for r in reqs)
     assert len({r.prompt for r in reqs}) == 3
+
+
+def _chunk(content: str | None, *, role: bool = False, finish: str | None = None, spaced: bool = False) -> bytes:
+    delta: dict = {"role": "assistant", "content": ""} if role else {"content": content}
+    event = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m",
+             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], "usage": None}
+    sep = (", ", ": ") if spaced else (",", ":")
+    return b"data: " + json.dumps(event, separators=sep).encode() + b"\n\n"
+
+
+def _usage(completion: int, prompt: int = 11, spaced: bool = False) -> bytes:
+    event = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m", "choices": [],
+             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}
+    sep = (", ", ": ") if spaced else (",", ":")
+    return b"data: " + json.dumps(event, separators=sep).encode() + b"\n\n"
+
+
+def _completion(text: str) -> bytes:
+    event = {"id": "cmpl-1", "object": "text_completion", "choices": [{"index": 0, "text": text}], "usage": None}
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+def _timed(reads: list[bytes], *, chat: bool, full_parse: bool) -> RequestOutput:
+    ticks = iter(range(1, 10_000))  # a deterministic clock: both paths must read it at the same messages
+    out = RequestOutput(prompt_len=5)
+    timer = StreamTimer(out, 0.0, chat=chat, clock=lambda: float(next(ticks)), full_parse=full_parse)
+    for data in reads:
+        timer.feed(data)
+    timer.finish()
+    return out
+
+
+def _split(stream: bytes, sizes: list[int]) -> list[bytes]:
+    reads, pos, i = [], 0, 0
+    while pos < len(stream):
+        step = sizes[i % len(sizes)]
+        reads.append(stream[pos:pos + step])
+        pos, i = pos + step, i + 1
+    return reads
+
+
+CHAT_STREAM = (_chunk(None, role=True) + b": ping\n\n" + _chunk("h\u00e9llo") + _chunk(' "choices":[{ x')
+               + _chunk("!", finish="stop") + _usage(4) + b"data: [DONE]\n\n")
+
+
+@pytest.mark.parametrize("sizes", [[len(CHAT_STREAM)], [1], [7, 13], [50, 3, 200], [len(CHAT_STREAM) - 2, 2]])
+def test_fast_path_times_exactly_like_the_full_parse(sizes: list[int]) -> None:
+    reads = _split(CHAT_STREAM, sizes)
+    fast, full = _timed(reads, chat=True, full_parse=False), _timed(reads, chat=True, full_parse=True)
+    for out in (fast, full):
+        assert out.success and out.output_tokens == 4 and out.prompt_len == 11
+    assert (fast.ttft, fast.itl, fast.latency) == (full.ttft, full.itl, full.latency)
+    assert len(full.itl) == 3  # role, three content messages with choices: three gaps; the ping is no message
+    assert full.generated_text == 'h\u00e9llo "choices":[{ x!'
+    m_fast, m_full = compute_metrics([fast], 10.0), compute_metrics([full], 10.0)
+    assert m_fast.to_dict() == m_full.to_dict()
+
+
+@pytest.mark.parametrize("spaced", [False, True])
+def test_fast_path_without_usage_decodes_the_text_and_handles_spaced_json(spaced: bool) -> None:
+    stream = _chunk(None, role=True, spaced=spaced) + _chunk("ab", spaced=spaced) + _chunk("c", spaced=spaced)
+    stream += b"data: [DONE]\n\n"
+    fast = _timed(_split(stream, [9]), chat=True, full_parse=False)
+    full = _timed(_split(stream, [9]), chat=True, full_parse=True)
+    assert fast.generated_text == full.generated_text == "abc" and fast.output_tokens == 0
+    assert (fast.ttft, fast.itl, fast.latency) == (full.ttft, full.itl, full.latency) == (1.0, [1.0, 1.0], 3.0)
+    count = lambda text: len(text)  # noqa: E731 - a stand-in tokenizer
+    assert compute_metrics([fast], 1.0, count_tokens=count).total_output == 3
+
+
+def test_completions_stream_ends_at_the_last_choice_not_the_usage() -> None:
+    stream = _completion("a") + _completion("") + _completion("b") + _usage(3, spaced=True) + b"data: [DONE]\n\n"
+    fast = _timed(_split(stream, [40]), chat=False, full_parse=False)
+    full = _timed(_split(stream, [40]), chat=False, full_parse=True)
+    assert (fast.ttft, fast.itl, fast.latency, fast.output_tokens) == (1.0, [1.0, 1.0], 3.0, 3)
+    assert (full.ttft, full.itl, full.latency, full.output_tokens) == (1.0, [1.0, 1.0], 3.0, 3)
+    empty = _timed([_usage(0) + b"data: [DONE]\n\n"], chat=False, full_parse=False)
+    assert not empty.success and "no first token" in empty.error
+
+
+def test_fast_and_full_parse_agree_over_http() -> None:
+    reqs = random_requests(6, 16, 9, seed=4)
+    with OpenAITestServer(lambda _r: Reply(content="z" * 30, completion_tokens=9), model_names=["m"]) as server:
+        url = server.base_url.removesuffix("/v1") + "/v1/chat/completions"
+        fast = asyncio.run(run_load(url, "m", reqs, max_concurrency=3))
+        full = asyncio.run(run_load(url, "m", reqs, max_concurrency=3, full_parse=True))
+    for load in (fast, full):
+        m = compute_metrics(load.outputs, load.duration_s)
+        assert m.completed == 6 and m.total_output == 54
+    assert [len(o.itl) for o in fast.outputs] == [len(o.itl) for o in full.outputs]
+    assert all(o.generated_text == "z" * 30 for o in full.outputs)
