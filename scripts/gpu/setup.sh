@@ -6,7 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/install-on-gpu.sh" "${1:-.gpu/deps}"
-if [ ! -d /tmp/absite/agentbench ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/absite "${2:-.gpu/abdeps}"/*.whl
-fi
+# Always (re)install: the agentbench wheel changes between calls on a machine that stayed warm.
+python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/absite \
+  "${2:-.gpu/abdeps}"/*.whl
 PYTHONPATH=/tmp/absite:/tmp/site python3 -c "import agentbench, langgraph, openai; print('agentbench', agentbench.__version__, 'openai', openai.__version__)"
