@@ -1,16 +1,17 @@
 """``agentbench bench KEY --sweep``: restart the server over a grid of serving settings, bench each,
 and recommend the setting with the best goodput under the stated SLO.
 
-The server is reached through a factory (``settings -> context manager yielding (base_url, model)``)
-so the grid and recommendation logic does not depend on how the server is started; the CLI passes
-one built on :mod:`agentbench.serving`, tests pass a fake.
+The server is reached through a factory (``settings -> async context manager yielding
+(base_url, model)``) so the grid and recommendation logic does not depend on how the server is
+started; the CLI passes :func:`agentbench.bench.served.server_factory` (the real vLLM server
+lifecycle of :mod:`agentbench.serving`), tests may pass a fake.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 __all__ = ["SWEEP_AXES", "recommend", "run_settings_sweep", "settings_grid"]
@@ -24,7 +25,7 @@ SWEEP_AXES: Mapping[str, str] = {
     "max_model_len": "--max-model-len",
 }
 
-ServerFactory = Callable[[dict[str, Any]], AbstractContextManager[tuple[str, str]]]
+ServerFactory = Callable[[dict[str, Any]], AbstractAsyncContextManager[tuple[str, str]]]
 BenchFn = Callable[[str, str], Awaitable[dict[str, Any]]]
 
 
@@ -57,7 +58,7 @@ async def run_settings_sweep(grid: Sequence[dict[str, Any]], server_factory: Ser
     rows = []
     for settings in grid:
         try:
-            with server_factory(dict(settings)) as (base_url, model):
+            async with server_factory(dict(settings)) as (base_url, model):
                 point = await bench(base_url, model)
             rows.append({"settings": dict(settings), **point})
         except Exception as exc:

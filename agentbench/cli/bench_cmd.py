@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from agentbench.bench.dataset import load_tokenizer
+from agentbench.bench.dataset import load_tokenizer, random_requests
 from agentbench.bench.metrics import SLO_METRICS
-from agentbench.bench.results import load_bench_result, save_bench_result
-from agentbench.bench.run import MAX_CONCURRENCY, LoadConfig, context_pass, load_sweep
+from agentbench.bench.results import bench_dir, load_bench_result, save_bench_result
+from agentbench.bench.run import MAX_CONCURRENCY, LoadConfig, bench_point, context_pass, load_sweep
+from agentbench.bench.sweep import SWEEP_AXES, recommend, run_settings_sweep, settings_grid
 from agentbench.cli import common
+from agentbench.cli.serve_cmd import (
+    HealthTimeoutOption,
+    SyntheticOption,
+    VllmCommandOption,
+    VllmEnvOption,
+    launch_options,
+)
+from agentbench.errors import ConfigError
+from agentbench.models.registry import resolve_model
 from agentbench.report.tables import Table
 from agentbench.store import results_dir
 from agentbench.telemetry.sampler import TelemetrySampler
+
+# The default --sweep grid: the two settings that change memory and speed the most without a model change.
+DEFAULT_SWEEP: dict[str, list[Any]] = {"kv_cache_dtype": ["auto", "fp8"], "enforce_eager": [False, True]}
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -72,14 +86,59 @@ def context_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _sweep_axes(pairs: list[str] | None) -> dict[str, list[Any]]:
+    """``--sweep-set NAME=V1,V2`` values as the sweep's axes (numbers and true/false converted)."""
+    axes: dict[str, list[Any]] = {}
+    for pair in pairs or []:
+        name, sep, values = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in SWEEP_AXES or not values.strip():
+            raise typer.BadParameter(f"--sweep-set takes NAME=V1,V2 with NAME one of {', '.join(SWEEP_AXES)}, "
+                                     f"got {pair!r}")
+        axes[name] = [_setting_value(v.strip()) for v in values.split(",") if v.strip()]
+    return axes or dict(DEFAULT_SWEEP)
+
+
+def _setting_value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text.lower() == "none":  # leave the flag out (the entry's or vLLM's default)
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+async def _load_outcome(cfg: LoadConfig, *, levels: list[int], rates: list[float], tok: Any, context: bool,
+                        max_model_len: int, interval: float) -> dict[str, Any]:
+    """The load sweep (and the context pass) against ``cfg``'s server, sampled by one telemetry sampler."""
+    with TelemetrySampler(interval_s=interval, metrics_url=cfg.base_url) as sampler:
+        points = await load_sweep(cfg, concurrencies=levels, request_rates=rates, tokenizer=tok, sampler=sampler)
+        rows = await context_pass(cfg, max_model_len=max_model_len, tokenizer=tok, sampler=sampler) \
+            if context else []
+    return {"points": points, "context": rows, "gpu_available": sampler.gpu_available,
+            "telemetry_reason": sampler.reason}
+
+
+def _phase(quiet: bool, key: str) -> Any:
+    return (lambda _line: None) if quiet else (lambda line: common.err.print(f"[dim]{key}:[/dim] {line}",
+                                                                            highlight=False))
+
+
 def bench_command(
-    key: Annotated[str | None, typer.Argument(help="Registry model to serve and bench (needs agentbench's server "
-                                              "support); or give --base-url.", show_default=False)] = None,
+    key: Annotated[str | None, typer.Argument(help="Registry model (backend vllm) for agentbench to serve, bench "
+                                              "and stop; or give --base-url and --model-name.",
+                                              show_default=False)] = None,
     base_url: common.BaseUrlOption = None,
     model_name: common.ModelNameOption = None,
     tokenizer: Annotated[Path | None, typer.Option(help="The served model's tokenizer (a model folder): prompts "
                                                    "exactly as vllm bench serve builds them. Without it: "
-                                                   "word prompts with min_tokens=max_tokens.")] = None,
+                                                   "word prompts with min_tokens=max_tokens (a served "
+                                                   "synthetic or local model's folder is used by itself).")]
+    = None,
     endpoint: Annotated[str, typer.Option(help="/v1/completions (vllm bench serve's default) or "
                                           "/v1/chat/completions.")] = "/v1/completions",
     concurrency: Annotated[str, typer.Option(help="Concurrency levels, comma-separated (1..256).")] = "1,2,4,8,16",
@@ -95,52 +154,177 @@ def bench_command(
     goodput: Annotated[list[str] | None, typer.Option(help="SLO as METRIC:MS (ttft, tpot, e2el); repeatable.")]
     = None,
     context: Annotated[bool, typer.Option(help="Also measure memory and TTFT vs context length.")] = False,
-    max_model_len: Annotated[int, typer.Option(help="The server's max model length (caps the context pass).")]
-    = 8192,
+    max_model_len: Annotated[int | None, typer.Option(help="With KEY: the server's --max-model-len (default the "
+                                                      "entry's). With --base-url: the server's max model length, "
+                                                      "capping the context pass (default 8192).",
+                                                      show_default=False)] = None,
     telemetry_interval: Annotated[float, typer.Option(help="Telemetry sampling period in seconds.")] = 0.1,
+    sweep: Annotated[bool, typer.Option("--sweep", help="With KEY: restart the server over a grid of serving "
+                                        "settings, bench each at the highest --concurrency, and recommend the best "
+                                        "goodput under --goodput.")] = False,
+    sweep_set: Annotated[list[str] | None, typer.Option(
+        "--sweep-set", help="A sweep axis as NAME=V1,V2 (repeatable; NAME: max_num_seqs, gpu_memory_utilization, "
+        "kv_cache_dtype, enforce_eager, max_model_len). Default: kv_cache_dtype=auto,fp8 x enforce_eager=false,true.",
+        show_default=False)] = None,
+    synthetic: SyntheticOption = False,
+    gpu_memory_utilization: Annotated[float | None, typer.Option(help="With KEY: override the entry's share of GPU "
+                                                                 "memory.", show_default=False)] = None,
+    enforce_eager: Annotated[bool, typer.Option("--enforce-eager", help="With KEY: no CUDA graphs.")] = False,
+    vllm_arg: Annotated[list[str] | None, typer.Option("--vllm-arg", help="With KEY: one more vLLM argument, "
+                                                       "verbatim (repeatable).", show_default=False)] = None,
+    vllm_command: VllmCommandOption = None,
+    vllm_env: VllmEnvOption = None,
+    health_timeout: HealthTimeoutOption = 900.0,
+    models_file: common.ModelsFileOption = None,
     json_output: common.JsonOption = False,
     results: common.ResultsDirOption = None,
 ) -> None:
-    """Benchmark a served model: a concurrency / request-rate sweep, optionally memory vs context length."""
-    if key is not None and not base_url:
-        raise typer.BadParameter("serving a registry model from `agentbench bench` is not available yet; start it "
-                                 "with `agentbench serve` (or vLLM) and pass --base-url and --model-name")
-    if not (base_url and model_name):
-        raise typer.BadParameter("give --base-url and --model-name (the served model's name)")
+    """Benchmark a served model: a concurrency / request-rate sweep, optionally memory vs context length;
+    with KEY agentbench serves the model itself (and --sweep restarts it over serving settings)."""
+    if key is not None and base_url:
+        raise typer.BadParameter("give a registry KEY (agentbench serves it) or --base-url, not both")
+    if key is None and not (base_url and model_name):
+        raise typer.BadParameter("give a registry KEY to serve, or --base-url and --model-name (the served model)")
+    if sweep and key is None:
+        raise typer.BadParameter("--sweep restarts the server, so it needs a registry KEY (not --base-url)")
     if endpoint not in ("/v1/completions", "/v1/chat/completions"):
         raise typer.BadParameter(f"--endpoint must be /v1/completions or /v1/chat/completions, not {endpoint!r}")
     levels = _ints(concurrency, "--concurrency")
     bad = [c for c in levels if not 1 <= c <= MAX_CONCURRENCY]
-    if bad:
-        raise typer.BadParameter(f"--concurrency values must be within 1..{MAX_CONCURRENCY}, got {bad}")
+    if bad or not levels:
+        raise typer.BadParameter(f"--concurrency values must be within 1..{MAX_CONCURRENCY}, "
+                                 f"got {bad or concurrency!r}")
     try:
         rates = [float(r) for r in request_rate.split(",") if r.strip()]
     except ValueError:
         raise typer.BadParameter(f"--request-rate takes comma-separated numbers, got {request_rate!r}") from None
-    cfg = LoadConfig(base_url=base_url, model=model_name, endpoint=endpoint, input_len=input_len,
+    cfg = LoadConfig(base_url=base_url or "", model=model_name or "", endpoint=endpoint, input_len=input_len,
                      output_len=output_len, num_prompts=num_prompts, seed=seed, burstiness=burstiness,
                      ignore_eos=ignore_eos, slos_ms=_slos(goodput))
+    axes = _sweep_axes(sweep_set) if sweep else {}
     tok = load_tokenizer(tokenizer) if tokenizer else None
+    root = results_dir(results)
 
-    async def go() -> dict[str, Any]:
-        with TelemetrySampler(interval_s=telemetry_interval, metrics_url=base_url) as sampler:
-            points = await load_sweep(cfg, concurrencies=levels, request_rates=rates, tokenizer=tok, sampler=sampler)
-            rows = await context_pass(cfg, max_model_len=max_model_len, tokenizer=tok, sampler=sampler) \
-                if context else []
-        return {"points": points, "context": rows, "gpu_available": sampler.gpu_available,
-                "telemetry_reason": sampler.reason}
+    def config(tok_path: Path | str | None, loaded: Any) -> dict[str, Any]:
+        return {**cfg.__dict__, "tokenizer": str(tok_path or ""),
+                "prompts": "vllm-random" if loaded else "text-fallback"}
 
-    outcome = asyncio.run(go())
-    record = {"model": model_name, "kind": "load", "config": {**cfg.__dict__, "tokenizer": str(tokenizer or ""),
-                                                              "prompts": "vllm-random" if tok else "text-fallback"},
-              **outcome}
-    path = save_bench_result(results_dir(results), record)
+    if key is None:
+        outcome = asyncio.run(_load_outcome(cfg, levels=levels, rates=rates, tok=tok, context=context,
+                                            max_model_len=max_model_len or 8192, interval=telemetry_interval))
+        record: dict[str, Any] = {"model": cfg.model, "kind": "load", "config": config(tokenizer, tok), **outcome}
+    else:
+        spec = resolve_model(key, common.registry(models_file))
+        if spec.backend != "vllm":
+            raise ConfigError(f"{key!r} is a {spec.backend} model; `agentbench bench KEY` serves vllm entries only "
+                              "(bench another server with --base-url and --model-name)")
+        options = launch_options(synthetic=synthetic, vllm_command=vllm_command, vllm_env=vllm_env,
+                                 gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                                 enforce_eager=enforce_eager, extra_args=tuple(vllm_arg or ()))
+        log_dir = bench_dir(root) / "servers"
+        phase = _phase(json_output, spec.key)
+        if sweep:
+            record = asyncio.run(_sweep(spec, options, cfg, axes, top=max(levels), tok=tok, log_dir=log_dir,
+                                        health_timeout=health_timeout, phase=phase, interval=telemetry_interval))
+            record["config"] = config(tokenizer, tok)
+        else:
+            record = asyncio.run(_served_load(spec, options, cfg, levels=levels, rates=rates, tok=tok,
+                                              tok_path=tokenizer, context=context, log_dir=log_dir,
+                                              health_timeout=health_timeout, phase=phase,
+                                              interval=telemetry_interval, config=config))
+    path = save_bench_result(root, record)
     if json_output:
         common.print_json({**load_bench_result(path), "path": str(path)})
         return
-    common.print_table(load_table(outcome["points"]))
-    if outcome["context"]:
-        common.print_table(context_table(outcome["context"]))
-    if not outcome["gpu_available"]:
-        common.out.print(f"GPU telemetry unavailable: {outcome['telemetry_reason']}")
+    show_result(record)
     common.out.print(f"Stored: {path}")
+
+
+async def _served_load(spec: Any, options: Any, cfg: LoadConfig, *, levels: list[int], rates: list[float], tok: Any,
+                       tok_path: Path | None, context: bool, log_dir: Path, health_timeout: float, phase: Any,
+                       interval: float, config: Any) -> dict[str, Any]:
+    """Serve ``spec``, run the load sweep against it, stop it; the record carries the server's figures."""
+    from agentbench.bench.served import served, tokenizer_dir
+
+    async with served(spec, options, log_dir=log_dir, health_timeout_s=health_timeout, on_phase=phase) as handle:
+        run_cfg = dataclasses.replace(cfg, base_url=handle.base_url, model=handle.model)
+        if tok is None and (found := tokenizer_dir(handle.model_dir)) is not None:
+            tok_path, tok = found, await asyncio.to_thread(load_tokenizer, found)
+        outcome = await _load_outcome(run_cfg, levels=levels, rates=rates, tok=tok, context=context,
+                                      max_model_len=handle.max_model_len or 8192, interval=interval)
+    return {"model": spec.key, "kind": "load", "config": {**config(tok_path, tok), "base_url": handle.base_url,
+                                                          "model": handle.model},
+            **outcome, "server": handle.record}
+
+
+async def _sweep(spec: Any, options: Any, cfg: LoadConfig, axes: dict[str, list[Any]], *, top: int, tok: Any,
+                 log_dir: Path, health_timeout: float, phase: Any, interval: float) -> dict[str, Any]:
+    """The settings sweep through the real server factory: one load point at concurrency ``top`` per setting."""
+    from agentbench.bench.served import server_factory
+
+    grid = settings_grid(axes)
+    servers: list[dict[str, Any]] = []
+    factory = server_factory(spec, options, log_dir=log_dir, records=servers, health_timeout_s=health_timeout,
+                             on_phase=phase)
+
+    async def bench(base_url: str, model: str) -> dict[str, Any]:
+        run_cfg = dataclasses.replace(cfg, base_url=base_url, model=model)
+        reqs = random_requests(run_cfg.prompts_for(top), cfg.input_len, cfg.output_len, tokenizer=tok,
+                               range_ratio=cfg.range_ratio, seed=cfg.seed)
+        with TelemetrySampler(interval_s=interval, metrics_url=base_url) as sampler:
+            return await bench_point(run_cfg, reqs, concurrency=top, sampler=sampler)
+
+    rows = await run_settings_sweep(grid, factory, bench)
+    for row, server in zip(rows, servers):
+        row["server"] = server
+    best = recommend(rows)
+    return {"model": spec.key, "kind": "sweep", "rows": rows, "concurrency": top,
+            "recommended": None if best is None else best["settings"],
+            "recommend_note": "" if best is not None else (
+                "no recommendation: give an SLO with --goodput" if not cfg.slos_ms
+                else "no setting served the load without failures")}
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> Table:
+    """The settings sweep as a table (one row per setting)."""
+    table = Table("Serving settings sweep", ["settings", "ready s", "KV tokens", "ok/fail", "goodput", "out tok/s",
+                                             "TTFT mean", "TPOT mean", "error"])
+    for r in rows:
+        m = r.get("metrics") or {}
+        startup = (r.get("server") or {}).get("startup") or {}
+        settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items())
+        if not m:
+            table.rows.append([settings, "-", "-", "-", "-", "-", "-", "-", str(r.get("error", ""))[:60]])
+            continue
+        table.rows.append([
+            settings, _num(startup.get("ready_s"), ".1f"), _num(startup.get("kv_cache_tokens"), ",d"),
+            f"{m['completed']}/{m['failed']}", _num(m.get("request_goodput"), ".2f"),
+            f"{m['output_throughput']:.1f}", f"{m['ttft_ms']['mean']:.1f}", f"{m['tpot_ms']['mean']:.2f}", ""])
+    return table
+
+
+def _num(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def show_result(record: dict[str, Any]) -> None:
+    """Print a stored bench result as tables (its kind decides which)."""
+    kind = record.get("kind")
+    if kind == "sweep":
+        common.print_table(sweep_table(record["rows"]))
+        best = record.get("recommended")
+        common.out.print(f"Recommended: {best}" if best else record.get("recommend_note", "no recommendation"))
+        return
+    if kind == "agent":
+        from agentbench.bench.agent import agent_table
+
+        common.print_table(agent_table(record))
+    if record.get("points"):
+        common.print_table(load_table(record["points"]))
+    if record.get("context"):
+        common.print_table(context_table(record["context"]))
+    startup = (record.get("server") or {}).get("startup")
+    if startup:
+        common.out.print("Server startup: " + ", ".join(f"{k} {v}" for k, v in startup.items() if k != "extra"))
+    if record.get("gpu_available") is False:
+        common.out.print(f"GPU telemetry unavailable: {record.get('telemetry_reason', '')}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,8 +24,8 @@ def test_grid_is_the_cartesian_product_and_rejects_unknown_settings() -> None:
 def test_recommends_best_goodput_and_records_failed_starts() -> None:
     started: list[dict[str, Any]] = []
 
-    @contextlib.contextmanager
-    def factory(settings: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    @contextlib.asynccontextmanager
+    async def factory(settings: dict[str, Any]) -> AsyncIterator[tuple[str, str]]:
         if settings["gpu_memory_utilization"] == 0.95:
             raise RuntimeError("CUDA out of memory")
         started.append(settings)
