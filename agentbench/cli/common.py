@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from agentbench.models.registry import ModelSpec, adhoc_openai_model, load_registry
+from agentbench.models.registry import ModelSpec, adhoc_openai_model, load_registry, resolve_model
 from agentbench.report.tables import Table
 from agentbench.scenario.loader import ScenarioLibrary, load_library
 from agentbench.store import ResultStore, results_dir
@@ -65,6 +65,17 @@ ThinkingOption = Annotated[
     str | None,
     typer.Option("--thinking", help="'on' or 'off': enable_thinking in the chat_template_kwargs sent with every "
                  "request (Qwen3 and other reasoning models). Stored with the run.", show_default=False),
+]
+JudgeOption = Annotated[
+    str | None,
+    typer.Option("--judge", help="Model key of an optional LLM judge for the scenarios' judge: rubrics "
+                 "(docs/metrics.md#llm-judge); off by default. Its calls are cached in the results dir.",
+                 show_default=False),
+]
+JudgeBaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--judge-base-url", help="Where the --judge model is served (needed for a vllm entry: start it "
+                 "with `agentbench serve KEY` first).", show_default=False),
 ]
 
 _OVERRIDABLE = ("openai", "vllm")  # backends that talk to a server (an architecture's members included)
@@ -128,6 +139,22 @@ def tool_options(search: str | None, unsafe: bool) -> dict[str, Any]:
     if unsafe:
         options["allow_unsafe_code"] = True
     return options
+
+
+def judge_options(judge: str | None, judge_base_url: str | None, entries: dict[str, ModelSpec],
+                  results_root: Path) -> dict[str, Any]:
+    """``{"judge": settings}`` for the run's options when ``--judge`` was given (else ``{}``)."""
+    from agentbench.grading.judge import CACHE_FILE, JUDGE_OPTION, judge_settings
+
+    if judge is None:
+        if judge_base_url is not None:
+            raise typer.BadParameter("--judge-base-url needs --judge")
+        return {}
+    spec = resolve_model(judge, entries)
+    if judge_base_url is not None:
+        spec = spec.model_copy(update={"base_url": judge_base_url})
+    settings = judge_settings(spec, (results_root / CACHE_FILE).resolve())
+    return {JUDGE_OPTION: settings.model_dump()}
 
 
 def store(option: Path | None) -> ResultStore:

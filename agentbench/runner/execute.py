@@ -19,6 +19,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from agentbench.errors import EndpointError
 from agentbench.grading.graders import GradingInput, grade
+from agentbench.grading.judge import JUDGE_OPTION, judge_grades
 from agentbench.graphs import recursion_limit
 from agentbench.models.backends import Agent, Backend
 from agentbench.runner.records import (
@@ -124,12 +125,15 @@ async def run_scenario(scenario: Scenario, backend: Backend, *, run_id: str, rep
             grades = [GradeRecord(grader="outcome", passed=False, score=0.0, reason="grading crashed")]
     finally:
         remove_tree(workspace)  # whatever the model left there (links, deep trees)
+    # The optional LLM judge (--judge): its failures are recorded in its grades, never raised.
+    grades += await judge_grades(scenario, progress.turns, progress.tool_calls, progress.outcome,
+                                 (tool_options or {}).get(JUDGE_OPTION))
+    counted = [g for g in grades if not g.informational]
     return ScenarioResult(
         run_id=run_id, model=backend.spec.key, scenario_id=scenario.id, category=scenario.category,
         difficulty=scenario.difficulty, tags=list(scenario.tags), repeat=repeat,
         outcome=progress.outcome, error=progress.error, started_at=started,
         wall_s=time.perf_counter() - clock, turns=progress.turns, tool_calls=progress.tool_calls,
         model_calls=progress.model_calls, grades=grades, faults=progress.faults, events=progress.events,
-        passed=all(g.passed for g in grades),
-        score=sum(g.score for g in grades) / len(grades) if grades else 0.0,
+        passed=all(g.passed for g in counted), score=sum(g.score for g in counted) / len(counted) if counted else 0.0,
     )

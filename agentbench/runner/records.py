@@ -80,6 +80,9 @@ class GradeRecord(_Record):
     passed: bool
     score: float = Field(ge=0, le=1)
     reason: str
+    # Not part of the run's passed and score (an LLM judge's grade unless its rubric is required).
+    informational: bool = False
+    detail: dict[str, Any] | None = None  # grader-specific data, e.g. the judge's raw replies
 
     @property
     def label(self) -> str:
@@ -132,5 +135,5 @@ class ScenarioResult(_Record):
         return sum(known) if known else None
 
     def failed_grades(self) -> list[GradeRecord]:
-        """The grades that did not pass."""
-        return [g for g in self.grades if not g.passed]
+        """The grades that did not pass, informational ones (an optional judge's) left out."""
+        return [g for g in self.grades if not g.passed and not g.informational]

@@ -7,6 +7,7 @@ expected means ``{exact: value}``. To match a mapping exactly, write ``{exact: {
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -246,14 +247,69 @@ class CoherenceExpectation(_Strict):
                 for i, c in enumerate(getattr(self, name))]
 
 
+JUDGE_PASS_FAIL = "pass_fail"
+
+
+class JudgeRubric(_Strict):
+    """A rubric for the optional LLM judge (``agentbench run --judge KEY``), at scenario level (the
+    whole conversation is judged) or in a turn's ``expect`` (that turn's answer, in its context).
+
+    ``scale``: ``[low, high]`` integers (default ``[1, 5]``) or ``pass_fail``. ``pass_at``: the
+    lowest passing score on a numeric scale (default: three quarters of the way up, rounded up,
+    e.g. 4 on ``[1, 5]``). ``required``: the judge grade counts in the run's ``passed`` and score;
+    by default it is informational. Without ``--judge`` the block is ignored ("not judged").
+    """
+
+    rubric: str = Field(min_length=1)
+    scale: tuple[int, int] | Literal["pass_fail"] = (1, 5)
+    pass_at: int | None = None
+    required: bool = False
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _scale_form(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("pass/fail", "pass_fail", "pass-fail"):
+            return JUDGE_PASS_FAIL
+        if isinstance(value, str) or (isinstance(value, (list, tuple)) and len(value) != 2):
+            raise ValueError("scale is [low, high] (two integers, e.g. [1, 5]) or pass_fail")
+        return value
+
+    @model_validator(mode="after")
+    def _pass_at_fits(self) -> JudgeRubric:
+        if self.scale == JUDGE_PASS_FAIL:
+            if self.pass_at is not None:
+                raise ValueError("'pass_at' only goes with a numeric scale such as [1, 5]")
+            return self
+        low, high = self.bounds
+        if low >= high:
+            raise ValueError(f"scale [{low}, {high}]: the low end must be below the high end")
+        if self.pass_at is not None and not low <= self.pass_at <= high:
+            raise ValueError(f"pass_at {self.pass_at} is outside the scale [{low}, {high}]")
+        return self
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The numeric ends of the scale (``(0, 1)`` for pass_fail: fail 0, pass 1)."""
+        return (0, 1) if isinstance(self.scale, str) else self.scale
+
+    @property
+    def threshold(self) -> int:
+        """The lowest passing score (1 on pass_fail)."""
+        if self.pass_at is not None:
+            return self.pass_at
+        low, high = self.bounds
+        return math.ceil(low + 0.75 * (high - low))
+
+
 class Expectation(_Strict):
-    """What a turn must show: its tool calls (or none at all), checks on its final answer, and its
-    coherence with the earlier turns."""
+    """What a turn must show: its tool calls (or none at all), checks on its final answer, its
+    coherence with the earlier turns, and (optionally) an LLM judge's rubric for its answer."""
 
     tool_calls: ToolCallExpectation | None = None
     no_tool_calls: bool = False
     answer: list[AnswerCheck] = Field(default_factory=list)
     coherence: CoherenceExpectation | None = None
+    judge: JudgeRubric | None = None
 
     @model_validator(mode="after")
     def _exclusive(self) -> Expectation:
@@ -377,6 +433,7 @@ class Scenario(_Strict):
     turns: list[Turn] = Field(min_length=1)
     solution: list[GoldTurn] = Field(min_length=1)
     checks: FinalChecks = Field(default_factory=FinalChecks)
+    judge: JudgeRubric | None = Field(default=None, description="LLM-judge rubric for the whole conversation")
 
     _source: str = PrivateAttr(default="<memory>")
 
