@@ -14,7 +14,9 @@ from agentbench.cli import common, serve_cmd
 from agentbench.cli.common import EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_OK, err, out
 from agentbench.cli.transcript_view import print_result
 from agentbench.grading.fc_metrics import fc_summary
+from agentbench.grading.judge import judge_stats
 from agentbench.models.registry import resolve_model
+from agentbench.report.criteria import CriteriaSource, criteria_json, criteria_table, perf_source, success_criteria
 from agentbench.report.render import write_report
 from agentbench.report.summary import coherence_stats, fault_audit, has_repeats, repeat_stats, summarize
 from agentbench.report.tables import (
@@ -24,6 +26,7 @@ from agentbench.report.tables import (
     failures_table,
     fault_table,
     function_calling_table,
+    judge_table,
     repeats_table,
     summary_table,
 )
@@ -70,7 +73,8 @@ def _result_json(r: ScenarioResult) -> dict[str, Any]:
             "failed_grades": [g.model_dump() for g in r.failed_grades()]}
 
 
-def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str], lib: ScenarioLibrary) -> dict[str, Any]:
+def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str], lib: ScenarioLibrary,
+                  sources: Sequence[CriteriaSource] = ()) -> dict[str, Any]:
     summary = summarize(results, models)
     data: dict[str, Any] = {
         m: {"runs": s.runs, "passed": s.passed, "pass_rate": s.pass_rate, "pass_rate_ci95": list(s.pass_rate_ci),
@@ -87,6 +91,10 @@ def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str], lib:
     for c in coherence_stats(results, models):
         data[c.model]["coherence"] = {"runs": c.runs, "checked_turns": c.turns, "conversation": c.conversation,
                                       "turn_mean": c.turn_mean, "coherent_runs": c.coherent_runs}
+    for model, judged in judge_stats(results, lib.scenarios).items():
+        data[model]["judge"] = judged.as_json()
+    for model, rows in criteria_json(success_criteria(results, lib.scenarios, models, sources)).items():
+        data[model]["criteria"] = rows
     return data
 
 
@@ -97,6 +105,8 @@ def run_command(
     repeats: Annotated[int, typer.Option(min=1, help="Runs of each scenario per model.")] = 1,
     tool_protocol: common.ToolProtocolOption = None,
     thinking: common.ThinkingOption = None,
+    judge: common.JudgeOption = None,
+    judge_base_url: common.JudgeBaseUrlOption = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Scenario runs in flight per model.")] = 4,
     workers: Annotated[int, typer.Option(min=0, help="Worker processes sharing the runs (0: one per 16 of "
                                          "--concurrency, at most one per core).")] = 0,
@@ -136,28 +146,31 @@ def run_command(
         plan = make_plan(specs, chosen, repeats=repeats, concurrency=concurrency, workers=workers, selection=selection,
                          scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
                          models_file=str(models_file) if models_file else None,
-                         tool_options=common.tool_options(search, unsafe_no_sandbox))
+                         tool_options={**common.tool_options(search, unsafe_no_sandbox),
+                                       **common.judge_options(judge, judge_base_url, entries, store.root)})
         store.create_run(plan)
     serving = serve_cmd.launch_options(synthetic=synthetic, vllm_command=vllm_command, vllm_env=vllm_env)
     with serve_cmd.run_serving(plan, store, switch, serving, quiet=json_output):
         all_results = _execute(plan, lib, store, quiet=json_output)
     report_to = report_dir or store.root / "runs" / plan.run_id / "report"
-    paths = None if no_report else write_report(plan, all_results, report_to)
+    paths = None if no_report else write_report(plan, all_results, report_to, store.root)
+    sources = [perf_source(store.root)]  # the performance criteria, from stored bench results
     if json_output:
         common.print_json({"run_id": plan.run_id, "report": [str(p) for p in paths or []],
-                           "summary": _summary_json(all_results, plan.models, lib),
+                           "summary": _summary_json(all_results, plan.models, lib, sources),
                            "results": [_result_json(r) for r in all_results]})
     else:
-        _print_run(plan, all_results, paths, lib)
+        _print_run(plan, all_results, paths, lib, sources)
     raise typer.Exit(_exit_code(all_results))
 
 
 def _print_run(plan: RunPlan, results: Sequence[ScenarioResult], paths: tuple[Path, Path] | None,
-               lib: ScenarioLibrary) -> None:
+               lib: ScenarioLibrary, sources: Sequence[CriteriaSource] = ()) -> None:
     summary = summarize(results, plan.models)
     out.print(f"[bold]run {plan.run_id}[/bold]: {len(results)} scenario runs "
               f"({len(plan.scenario_ids)} scenarios x {len(plan.models)} models x {plan.repeats} repeats)")
     common.print_table(summary_table(summary))
+    common.print_table(criteria_table(success_criteria(results, lib.scenarios, plan.models, sources)))
     common.print_table(category_table(summary))
     fc = fc_summary(results, lib.scenarios, plan.models)
     if fc.models:
@@ -165,6 +178,9 @@ def _print_run(plan: RunPlan, results: Sequence[ScenarioResult], paths: tuple[Pa
     coherence = coherence_stats(results, plan.models)
     if coherence:
         common.print_table(coherence_table(coherence))
+    judged = judge_stats(results, lib.scenarios)
+    if judged:
+        common.print_table(judge_table(judged))
     if has_repeats(results):
         common.print_table(repeats_table(repeat_stats(results, plan.models)))
     if any(spec.get("backend") == "architecture" for spec in plan.model_specs.values()):
@@ -183,6 +199,8 @@ def scenario_command(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="How many times to run it.")] = 1,
     tool_protocol: common.ToolProtocolOption = None,
     thinking: common.ThinkingOption = None,
+    judge: common.JudgeOption = None,
+    judge_base_url: common.JudgeBaseUrlOption = None,
     base_url: common.BaseUrlOption = None,
     model_name: common.ModelNameOption = None,
     search: common.SearchOption = None,
@@ -207,7 +225,8 @@ def scenario_command(
     spec = common.model_overrides([spec], tool_protocol, thinking)[0]
     plan = make_plan([spec], [scenario], repeats=repeats, concurrency=1, selection=f"scenario {name}",
                      scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
-                     tool_options=common.tool_options(search, unsafe_no_sandbox))
+                     tool_options={**common.tool_options(search, unsafe_no_sandbox),
+                                   **common.judge_options(judge, judge_base_url, entries, store.root)})
     store.create_run(plan)
     serving = serve_cmd.launch_options(synthetic=synthetic, vllm_command=vllm_command, vllm_env=vllm_env)
     with serve_cmd.run_serving(plan, store, switch, serving, quiet=json_output):

@@ -70,15 +70,21 @@ def run_intro(plan: RunPlan, results: Sequence[ScenarioResult]) -> list[str]:
         f"Models: {', '.join(plan.models)}. Scenarios: {len(plan.scenario_ids)}"
         f"{f' ({plan.selection})' if plan.selection else ''}. Repeats: {plan.repeats}. "
         f"Results stored: {len(results)} of {len(plan.work_items())}.",
-        *([f"Run-level tool settings: {plan.tool_options}."] if plan.tool_options else []),
+        *([f"Run-level tool settings: {tools}."] if (tools := {k: v for k, v in plan.tool_options.items()
+                                                                if k != "judge"}) else []),
+        *([f"LLM judge: {judge.get('model')} ({judge.get('model_name')} at {judge.get('base_url')})."]
+          if (judge := plan.tool_options.get("judge")) else []),
         *(["WARNING: model-written code ran WITHOUT the sandbox (--unsafe-no-sandbox)."]
           if plan.tool_options.get("allow_unsafe_code") else []),
     ]
 
 
-def write_report(plan: RunPlan, results: Sequence[ScenarioResult], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
-    tables = report_tables(results, plan.models, plan.model_specs, library_scenarios(plan.scenarios_dirs))
+def write_report(plan: RunPlan, results: Sequence[ScenarioResult], out_dir: Path,
+                 results_root: Path | None = None) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths. ``results_root``
+    (the store's folder) supplies bench results for the performance criteria."""
+    tables = report_tables(results, plan.models, plan.model_specs, library_scenarios(plan.scenarios_dirs),
+                           results_root)
     title = f"agentbench report: {plan.run_id}"
     intro = run_intro(plan, results)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agentbench.grading.fc_metrics import FCCounts, FCSummary, fc_summary, library_scenarios
+from agentbench.grading.judge import JudgeStats, judge_stats
 from agentbench.models.architectures import describe_spec
 from agentbench.report.stats import wilson_interval
 from agentbench.report.summary import (
@@ -122,6 +124,19 @@ def coherence_table(stats: Sequence[CoherenceStats]) -> Table:
     return table
 
 
+def judge_table(stats: Mapping[str, JudgeStats]) -> Table:
+    """The optional LLM judge per model: judged blocks, their pass share and mean score, and the rest."""
+    table = Table("LLM judge", ["model", "judged", "passed", "mean score (0..1)", "not judged", "unparseable",
+                                "judge endpoint errors", "turn not reached"])
+    for model, s in stats.items():
+        table.rows.append([model, str(s.judged), f"{pct_ci(s.passed, s.judged)} ({s.passed}/{s.judged})"
+                           if s.judged else "-", num(s.mean_score), str(s.not_judged), str(s.unparseable),
+                           str(s.endpoint_errors), str(s.not_reached)])
+    table.note = ("judge: blocks of the scenarios run; 'not judged' = run without --judge. Judge grades are "
+                  "informational (not in pass rate or score) unless the rubric says required: true.")
+    return table
+
+
 def repeats_table(stats: Sequence[RepeatStats]) -> Table:
     """Consistency over repeats per model: mean over scenarios of pass@1, pass@k and pass^k."""
     table = Table("Repeats", ["model", "scenarios", "k (repeats)", "pass@1", "pass@k", "pass^k"])
@@ -226,17 +241,26 @@ def architecture_table(results: Sequence[ScenarioResult], summary: Summary,
 
 def report_tables(results: Sequence[ScenarioResult], model_order: Sequence[str] = (),
                   specs: Mapping[str, Mapping[str, Any]] | None = None,
-                  scenarios: Mapping[str, Scenario] | None = None) -> list[Table]:
+                  scenarios: Mapping[str, Scenario] | None = None, results_root: Path | None = None) -> list[Table]:
     """Every table of a run's report, in reading order. ``scenarios`` (by id) supply the
-    expectations of the function-calling metrics; by default the built-in library's."""
+    expectations of the function-calling metrics; by default the built-in library's.
+    ``results_root`` holds the bench results of the performance criteria (else "not measured")."""
+    from agentbench.report.criteria import criteria_table, perf_source, success_criteria  # it uses Table
+
     summary = summarize(results, model_order)
-    tables = [summary_table(summary), category_table(summary)]
-    fc = fc_summary(results, library_scenarios() if scenarios is None else scenarios, summary.models)
+    scenarios = library_scenarios() if scenarios is None else scenarios
+    sources = [perf_source(results_root)] if results_root is not None else []
+    tables = [summary_table(summary), criteria_table(success_criteria(results, scenarios, summary.models, sources)),
+              category_table(summary)]
+    fc = fc_summary(results, scenarios, summary.models)
     if fc.models:
         tables.append(function_calling_table(fc))
     coherence = coherence_stats(results, summary.models)
     if coherence:
         tables.append(coherence_table(coherence))
+    judged = judge_stats(results, scenarios)
+    if judged:
+        tables.append(judge_table(judged))
     if has_repeats(results):
         tables.append(repeats_table(repeat_stats(results, summary.models)))
     if specs and any(v.get("backend") == "architecture" for v in specs.values()):

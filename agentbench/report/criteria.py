@@ -1,0 +1,175 @@
+"""The seed's success criteria, checked per model with the measured values and their intervals.
+
+Quality (from a run's results): function calling accuracy > 85 % (its 95 % Wilson interval, from
+:mod:`agentbench.grading.fc_metrics`) and multi-turn coherence > 0.8 (the mean conversation score
+over runs with coherence checks, with a seeded 95 % percentile-bootstrap interval). Performance
+(from stored bench results, :func:`agentbench.bench.criteria.perf_criteria`): peak GPU memory
+under 70 GB and over 50 output tokens/s on the agent workload, each a single measurement.
+
+Verdicts: ``pass`` when the whole interval is beyond the threshold, ``fail`` when none of it is,
+``inconclusive`` when the interval straddles the threshold (more scenarios or repeats decide),
+``not measured`` when nothing measured the value (never a guess). Extension point: a
+:data:`CriteriaSource` is any function ``(model) -> list[Criterion]``; :func:`success_criteria`
+appends what each given source returns, so a new criterion is one function, not an edit here.
+docs/metrics.md ("Success criteria").
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from agentbench.grading.fc_metrics import fc_summary
+from agentbench.report.summary import coherence_stats
+from agentbench.report.tables import Table
+from agentbench.runner.records import ScenarioResult
+from agentbench.scenario.schema import Scenario
+
+__all__ = [
+    "COHERENCE_MIN",
+    "FC_ACCURACY_MIN",
+    "CriteriaSource",
+    "Criterion",
+    "bootstrap_mean_interval",
+    "criteria_json",
+    "criteria_table",
+    "perf_source",
+    "success_criteria",
+]
+
+FC_ACCURACY_MIN = 0.85
+COHERENCE_MIN = 0.8
+_BOOTSTRAP_ITERATIONS = 2000
+_BOOTSTRAP_SEED = 0
+
+Verdict = Literal["pass", "fail", "inconclusive", "not measured"]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One criterion for one model: the threshold, what was measured, and how sure that is."""
+
+    name: str
+    threshold: float
+    direction: Literal["above", "below"]  # the measured value must be above (or below) the threshold
+    unit: str  # "%" (a share shown as a percentage), "" (a 0..1 score), "GB", "tokens/s"
+    measured: float | None = None
+    interval: tuple[float, float] | None = None  # 95 %; None for a single measurement
+    method: str = ""  # how the interval (or the measurement) was obtained
+    n: int | None = None  # the sample the interval rests on
+
+    @property
+    def verdict(self) -> Verdict:
+        """pass / fail / inconclusive (the interval straddles the threshold) / not measured."""
+        if self.measured is None:
+            return "not measured"
+        low, high = self.interval if self.interval is not None else (self.measured, self.measured)
+        if self.direction == "above":
+            return "pass" if low > self.threshold else "fail" if high <= self.threshold else "inconclusive"
+        return "pass" if high < self.threshold else "fail" if low >= self.threshold else "inconclusive"
+
+    def shown(self, value: float) -> str:
+        """A value in the criterion's unit."""
+        if self.unit == "%":
+            return f"{100 * value:.1f}%"
+        return f"{value:.2f}" if not self.unit else f"{value:.1f} {self.unit}"
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {"criterion": self.name, "threshold": self.threshold, "direction": self.direction, "unit": self.unit,
+                "measured": self.measured, "ci95": list(self.interval) if self.interval else None,
+                "method": self.method, "n": self.n, "verdict": self.verdict}
+
+
+#: A source of further criteria for a model (the performance criteria are one).
+CriteriaSource = Callable[[str], list[Criterion]]
+
+
+def bootstrap_mean_interval(values: Sequence[float], iterations: int = _BOOTSTRAP_ITERATIONS,
+                            seed: int = _BOOTSTRAP_SEED) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of the mean (seeded: the same values give the same interval).
+
+    Fewer than two values say nothing about the spread: the interval is then the whole 0..1 range."""
+    if len(values) < 2:
+        return (0.0, 1.0)
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(iterations))
+    return means[int(0.025 * iterations)], means[min(iterations - 1, int(0.975 * iterations))]
+
+
+def _quality(results: Sequence[ScenarioResult], scenarios: Mapping[str, Scenario],
+             models: Sequence[str]) -> dict[str, list[Criterion]]:
+    fc = fc_summary(results, scenarios, models)
+    coherence = {c.model: c for c in coherence_stats(results, models)}
+    found: dict[str, list[Criterion]] = {}
+    for model in models:
+        counts = fc.overall.get(model)
+        accuracy = counts.accuracy if counts is not None else None
+        fc_criterion = Criterion("function calling accuracy", FC_ACCURACY_MIN, "above", "%", accuracy,
+                                 counts.accuracy_ci if counts is not None and accuracy is not None else None,
+                                 "Wilson 95%", counts.units if counts is not None else None)
+        c = coherence.get(model)
+        coherence_criterion = Criterion(
+            "multi-turn coherence (mean conversation score)", COHERENCE_MIN, "above", "",
+            c.conversation if c else None, bootstrap_mean_interval(c.run_scores) if c else None,
+            f"bootstrap 95% ({_BOOTSTRAP_ITERATIONS} resamples of runs, seed {_BOOTSTRAP_SEED})", c.runs if c else None)
+        found[model] = [fc_criterion, coherence_criterion]
+    return found
+
+
+def perf_source(results_root: Path) -> CriteriaSource:
+    """The performance criteria from the bench results stored under ``results_root``
+    (:func:`agentbench.bench.criteria.perf_criteria`): single measurements, no interval."""
+    from agentbench.bench.criteria import perf_criteria  # the bench package is only needed here
+
+    def criteria(model: str) -> list[Criterion]:
+        try:
+            measured = perf_criteria(results_root, model)
+        except ValueError as exc:  # an unreadable bench file: say so, never guess
+            return [Criterion(f"performance criteria ({exc})", 0.0, "above", "")]
+        return [Criterion(str(c["criterion"]), float(c["threshold"]),
+                          "below" if "under" in str(c["criterion"]) else "above", str(c.get("unit", "")),
+                          None if c.get("measured") is None else float(c["measured"]), None,
+                          "agentbench bench (latest stored result)" if c.get("measured") is not None else "")
+                for c in measured]
+
+    return criteria
+
+
+def success_criteria(results: Sequence[ScenarioResult], scenarios: Mapping[str, Scenario],
+                     model_order: Sequence[str] = (),
+                     sources: Sequence[CriteriaSource] = ()) -> dict[str, list[Criterion]]:
+    """Per model (in ``model_order``, then the rest): the quality criteria, then each source's."""
+    seen = {r.model for r in results}
+    models = [m for m in model_order if m in seen] + sorted(seen - set(model_order))
+    found = _quality(results, scenarios, models)
+    for model in models:
+        for source in sources:
+            found[model] += source(model)
+    return found
+
+
+def criteria_table(criteria: Mapping[str, Sequence[Criterion]]) -> Table:
+    """One row per (model, criterion): threshold, measured value, interval, verdict."""
+    table = Table("Success criteria", ["model", "criterion", "target", "measured", "95% interval", "n", "verdict"])
+    for model, rows in criteria.items():
+        for c in rows:
+            target = f"{'>' if c.direction == 'above' else '<'} {c.shown(c.threshold)}"
+            measured = "not measured" if c.measured is None else c.shown(c.measured)
+            interval = (f"[{c.shown(c.interval[0])}, {c.shown(c.interval[1])}] ({c.method})" if c.interval
+                        else (f"single measurement ({c.method})" if c.measured is not None else "-"))
+            table.rows.append([model, c.name, target, measured, interval, "-" if c.n is None else str(c.n),
+                               c.verdict.upper() if c.verdict in ("pass", "fail") else c.verdict])
+    table.note = ("PASS: the whole 95% interval is beyond the target; FAIL: none of it is; inconclusive: the interval "
+                  "straddles the target (add scenarios or --repeats); not measured: no run or bench result measured "
+                  "it. Performance criteria come from `agentbench bench` results in the results dir.")
+    return table
+
+
+def criteria_json(criteria: Mapping[str, Sequence[Criterion]]) -> dict[str, list[dict[str, Any]]]:
+    """Per model, each criterion as plain data."""
+    return {model: [c.as_json() for c in rows] for model, rows in criteria.items()}
