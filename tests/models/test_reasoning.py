@@ -134,6 +134,9 @@ def test_cli_overrides_are_sent_and_stored_with_the_run(capsys: pytest.CaptureFi
         assert spec["tool_protocol"] == "native"
         assert server.requests[-1].body["chat_template_kwargs"] == {"top_k_hint": 3, "enable_thinking": False}
         assert server.requests[-1].tools is not None
+        store = ResultStore(tmp_path / "res")
+        [stored] = list(store.results(store.latest_run_id() or ""))
+        assert [m.reasoning for m in stored.turns[0].messages if m.role == "assistant"] == [THOUGHT, ANSWER_THOUGHT]
 
         count = len(server.requests)
         code = main(["run", "--models", "thinker", "--scenarios", "tip_calculation", "--tool-protocol", "prompt",
