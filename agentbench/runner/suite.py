@@ -67,8 +67,10 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
             return unstarted
         try:
             workers = min(plan.workers, len(todo))
-            return await run_in_workers(plan, backend.worker_spec(), todo, workers, library, store,
-                                        on_result or (lambda _: None))
+            # one sampler in this (parent) process; each worker result gets its window's slice
+            with RunTelemetry(ModelSpec.model_validate(plan.model_specs[key])) as telemetry:
+                return await run_in_workers(plan, backend.worker_spec(), todo, workers, library, store,
+                                            on_result or (lambda _: None), attach=telemetry.attach)
         finally:
             await backend.stop()
     gate = asyncio.Semaphore(plan.concurrency)

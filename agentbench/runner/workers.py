@@ -13,6 +13,7 @@ import asyncio
 import json
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -32,17 +33,27 @@ def auto_workers(concurrency: int) -> int:
     return max(1, min(os.cpu_count() or 1, concurrency // 16))
 
 
+Attach = Callable[[ScenarioResult, float, float], None]
+
+
 class _Dispatch:
     """The shared queue of items and what to do with each result."""
 
     def __init__(self, todo: list[tuple[str, int]], store: ResultStore,
-                 on_result: Callable[[ScenarioResult], None]) -> None:
+                 on_result: Callable[[ScenarioResult], None], attach: Attach | None = None) -> None:
         self.queue = deque(todo)
         self.store = store
         self.on_result = on_result
+        self.attach = attach
         self.fresh: list[ScenarioResult] = []
 
-    def accept(self, result: ScenarioResult, line: str | None = None) -> None:
+    def accept(self, result: ScenarioResult, line: str | None = None,
+               window: tuple[float, float] | None = None) -> None:
+        if self.attach is not None and window is not None:
+            # Telemetry is sampled once, here in the parent; each result gets the slice of its window
+            # (item handed out -> result back, perf_counter in this process), so its line changes.
+            self.attach(result, *window)
+            line = None
         self.store.append(result, line)  # the parent is the only writer
         self.fresh.append(result)
         self.on_result(result)
@@ -53,12 +64,14 @@ async def _drive(proc: asyncio.subprocess.Process, job: dict[str, Any], slots: i
     assert proc.stdin is not None and proc.stdout is not None
     stdin, stdout = proc.stdin, proc.stdout
     in_flight: set[tuple[str, int]] = set()
+    sent_at: dict[tuple[str, int], float] = {}
     stdin.write((json.dumps(job) + "\n").encode())
 
     def send_next() -> None:
         if dispatch.queue:
             scenario_id, repeat = dispatch.queue.popleft()
             in_flight.add((scenario_id, repeat))
+            sent_at[(scenario_id, repeat)] = time.perf_counter()
             stdin.write((json.dumps({"scenario_id": scenario_id, "repeat": repeat}) + "\n").encode())
         elif not stdin.is_closing():
             stdin.close()  # nothing left to hand out: the worker finishes and exits
@@ -75,7 +88,8 @@ async def _drive(proc: asyncio.subprocess.Process, job: dict[str, Any], slots: i
             proc.kill()
             break
         in_flight.discard((result.scenario_id, result.repeat))
-        dispatch.accept(result, line.decode())
+        t0 = sent_at.pop((result.scenario_id, result.repeat), None)
+        dispatch.accept(result, line.decode(), None if t0 is None else (t0, time.perf_counter()))
         send_next()
     if not stdin.is_closing():
         stdin.close()
@@ -87,9 +101,11 @@ async def _drive(proc: asyncio.subprocess.Process, job: dict[str, Any], slots: i
 
 async def run_in_workers(plan: RunPlan, spec: ModelSpec, todo: list[tuple[str, int]], workers: int,
                          library: ScenarioLibrary, store: ResultStore,
-                         on_result: Callable[[ScenarioResult], None]) -> list[ScenarioResult]:
-    """Run ``todo`` for one model in ``workers`` processes; store and return the results."""
-    dispatch = _Dispatch(todo, store, on_result)
+                         on_result: Callable[[ScenarioResult], None],
+                         attach: Attach | None = None) -> list[ScenarioResult]:
+    """Run ``todo`` for one model in ``workers`` processes; store and return the results.
+    ``attach(result, t0, t1)`` (the runner's telemetry) is called with each result's window."""
+    dispatch = _Dispatch(todo, store, on_result, attach)
     slots = max(1, math.ceil(plan.concurrency / workers))
     job = {"model_spec": spec.model_dump(), "run_id": plan.run_id, "scenarios_dirs": plan.scenarios_dirs,
            "tool_options": plan.tool_options, "concurrency": slots}
