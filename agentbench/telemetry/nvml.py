@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GpuDevice", "NvmlStatus", "nvml_status", "open_device"]
+__all__ = ["GpuDevice", "NvmlStatus", "nvml_module", "nvml_status", "open_device"]
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"module": None, "reason": None}
@@ -33,7 +33,7 @@ def _nvml() -> Any:
         try:
             import pynvml
         except ImportError:
-            _state["reason"] = "nvidia-ml-py is not installed (pip install nvidia-ml-py)"
+            _state["reason"] = "nvidia-ml-py is not installed (pip install 'agentbench[gpu]')"
             return None
         try:
             pynvml.nvmlInit()  # idempotent in the driver; done once per process here
@@ -42,6 +42,12 @@ def _nvml() -> Any:
             return None
         _state["module"] = pynvml
         return pynvml
+
+
+def nvml_module() -> Any:
+    """The initialised ``pynvml`` module (initialised once per process, shared by the server's
+    memory checks and the telemetry sampler), or ``None``: :func:`nvml_status` says why."""
+    return _nvml()
 
 
 def nvml_status() -> NvmlStatus:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agentbench.telemetry.nvml import nvml_module, nvml_status
 from agentbench.telemetry.prometheus import scrape_vllm
 
 __all__ = ["NvmlReader", "TelemetrySampler", "open_nvml", "summarize"]
@@ -89,22 +90,16 @@ class NvmlReader:
 
 
 def open_nvml(indices: Sequence[int] | None = None) -> tuple[NvmlReader | None, str]:
-    """An :class:`NvmlReader` for ``indices`` (default: every GPU), or None and why not."""
-    try:
-        import pynvml
-    except ImportError:
-        return None, "nvidia-ml-py is not installed (pip install 'agentbench[gpu]')"
-    try:
-        pynvml.nvmlInit()
-        count = pynvml.nvmlDeviceGetCount()
-    except Exception as exc:
-        return None, f"NVML unavailable: {exc}"
-    if count == 0:
-        return None, "no NVIDIA GPU"
-    chosen = list(range(count)) if indices is None else [i for i in indices if 0 <= i < count]
+    """An :class:`NvmlReader` for ``indices`` (default: every GPU), or None and why not. NVML is opened
+    through :mod:`agentbench.telemetry.nvml`, the one access layer (initialised once per process)."""
+    status = nvml_status()
+    if not status.available:
+        return None, status.reason
+    chosen = list(range(status.device_count)) if indices is None else \
+        [i for i in indices if 0 <= i < status.device_count]
     if not chosen:
-        return None, f"none of GPUs {list(indices or [])} exists (found {count})"
-    return NvmlReader(pynvml, chosen), ""
+        return None, f"none of GPUs {list(indices or [])} exists (found {status.device_count})"
+    return NvmlReader(nvml_module(), chosen), ""
 
 
 class TelemetrySampler:
