@@ -66,6 +66,13 @@ ThinkingOption = Annotated[
     typer.Option("--thinking", help="'on' or 'off': enable_thinking in the chat_template_kwargs sent with every "
                  "request (Qwen3 and other reasoning models). Stored with the run.", show_default=False),
 ]
+ForceGoldOption = Annotated[
+    bool,
+    typer.Option("--force-gold", help="Forced gold decoding: every request forces the scenario's gold reply, in the "
+                 "text the model family's tool parser reads, with a structured-output regex (vLLM). Proves the "
+                 "serving pipeline (chat template, parser, graders) on any weights, synthetic ones included; it "
+                 "measures the pipeline, not the model, and the run says so (docs/serving.md)."),
+]
 JudgeOption = Annotated[
     str | None,
     typer.Option("--judge", help="Model key of an optional LLM judge for the scenarios' judge: rubrics "
@@ -110,6 +117,16 @@ def model_overrides(specs: list[ModelSpec], tool_protocol: str | None, thinking:
         raise typer.BadParameter(f"--tool-protocol and --thinking apply to models served over HTTP (backend "
                                  f"openai or vllm); none of {', '.join(s.key for s in specs)} is one")
     return result
+
+
+def force_gold(specs: list[ModelSpec], enabled: bool, selection: str) -> tuple[list[ModelSpec], str]:
+    """``--force-gold``: every entry in forced gold mode, and the run's selection line labelled so reports
+    say what the run measured (``ConfigError`` for an entry that cannot be forced)."""
+    if not enabled:
+        return specs, selection
+    from agentbench.models.forced_gold import FORCED_GOLD_NOTE, force_gold_spec
+
+    return [force_gold_spec(s) for s in specs], f"{selection}; {FORCED_GOLD_NOTE}"
 
 
 def library(dirs: list[Path] | None) -> ScenarioLibrary:

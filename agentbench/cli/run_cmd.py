@@ -105,6 +105,7 @@ def run_command(
     repeats: Annotated[int, typer.Option(min=1, help="Runs of each scenario per model.")] = 1,
     tool_protocol: common.ToolProtocolOption = None,
     thinking: common.ThinkingOption = None,
+    force_gold: common.ForceGoldOption = False,
     judge: common.JudgeOption = None,
     judge_base_url: common.JudgeBaseUrlOption = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Scenario runs in flight per model.")] = 4,
@@ -143,6 +144,7 @@ def run_command(
         chosen = lib.matching(scenarios) if scenarios else lib.suite(suite or DEFAULT_SUITE)
         selection = f"scenarios {scenarios}" if scenarios else f"suite {suite or DEFAULT_SUITE}"
         specs = common.model_overrides(specs, tool_protocol, thinking)
+        specs, selection = common.force_gold(specs, force_gold, selection)
         plan = make_plan(specs, chosen, repeats=repeats, concurrency=concurrency, workers=workers, selection=selection,
                          scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
                          models_file=str(models_file) if models_file else None,
@@ -199,6 +201,7 @@ def scenario_command(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="How many times to run it.")] = 1,
     tool_protocol: common.ToolProtocolOption = None,
     thinking: common.ThinkingOption = None,
+    force_gold: common.ForceGoldOption = False,
     judge: common.JudgeOption = None,
     judge_base_url: common.JudgeBaseUrlOption = None,
     base_url: common.BaseUrlOption = None,
@@ -223,7 +226,8 @@ def scenario_command(
         spec = serve_cmd.attach_to([spec], base_url)[0]
     store = common.store(results)
     spec = common.model_overrides([spec], tool_protocol, thinking)[0]
-    plan = make_plan([spec], [scenario], repeats=repeats, concurrency=1, selection=f"scenario {name}",
+    [spec], selection = common.force_gold([spec], force_gold, f"scenario {name}")
+    plan = make_plan([spec], [scenario], repeats=repeats, concurrency=1, selection=selection,
                      scenarios_dirs=[str(p.resolve()) for p in scenarios_dir or []],
                      tool_options={**common.tool_options(search, unsafe_no_sandbox),
                                    **common.judge_options(judge, judge_base_url, entries, store.root)})

@@ -20,6 +20,7 @@ from langchain_core.tools import BaseTool
 from agentbench.errors import ConfigError
 from agentbench.graphs import BINDING_KEY, LoopBinding, tool_loop
 from agentbench.models.faults import noisy_script
+from agentbench.models.forced_gold import ForcedGoldChatOpenAI, forced_gold_fields
 from agentbench.models.offline import ReferenceChatModel
 from agentbench.models.openai_chat import ToolSafeChatOpenAI
 from agentbench.models.registry import ModelSpec
@@ -141,7 +142,10 @@ class OpenAIBackend(Backend):
     def chat_model(self, scenario: Scenario | None, repeat: int = 0) -> BaseChatModel:
         sampling = self.spec.sampling
         headers = {SCENARIO_HEADER: scenario.id, REPEAT_HEADER: str(repeat)} if scenario else {}
-        return ToolSafeChatOpenAI(
+        # Forced gold decoding (agentbench.models.forced_gold): the same client, forcing each gold reply's text.
+        forced = forced_gold_fields(self.spec, scenario) if self.spec.force_gold else {}
+        chat_class = ForcedGoldChatOpenAI if forced else ToolSafeChatOpenAI
+        return chat_class(
             http_async_client=self._http,
             model=self.spec.model_name or "",
             base_url=self.spec.base_url,
@@ -160,6 +164,7 @@ class OpenAIBackend(Backend):
             extra_body=self.extra_body(),
             tool_protocol=self.spec.tool_protocol,
             system_role=self.system_role(),
+            **forced,
         )
 
     def system_role(self) -> bool:

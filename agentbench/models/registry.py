@@ -108,6 +108,10 @@ class ModelSpec(_Strict):
         "reply); prompt: tools described in the prompt and calls parsed from the reply's text")
     chat_template_kwargs: dict[str, Any] | None = Field(
         default=None, description="sent with every request, e.g. {enable_thinking: false} for Qwen3")
+    force_gold: Literal["hermes", "llama3_json", "mistral", "prompt"] | None = Field(
+        default=None, description="forced gold decoding (docs/serving.md): every request forces the scenario's gold "
+        "reply as text in this format with a structured-output regex; measures the serving pipeline, not the model. "
+        "Set by --force-gold from the entry's tool parser")
     # vllm: agentbench launches the server (or attaches with --base-url)
     serve: ServeSpec | None = None
     # reference

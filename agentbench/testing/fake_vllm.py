@@ -6,7 +6,9 @@ parser and the phase display see what they see on a GPU), starts a child process
 vLLM's engine core in the same process group, and serves the real wire: ``GET /health``,
 ``GET /v1/models``, ``POST /v1/chat/completions`` (through :class:`OpenAITestServer`, answering
 with gold solutions via the ``X-Agentbench-Scenario`` header by default) and, with
-``VLLM_SERVER_DEV_MODE=1`` like vLLM, ``POST /sleep``, ``POST /wake_up`` and ``GET /is_sleeping``.
+``VLLM_SERVER_DEV_MODE=1`` like vLLM, ``POST /sleep``, ``POST /wake_up`` and ``GET /is_sleeping``. A request
+with a literal ``structured_outputs.regex`` (forced gold decoding) gets that text, through the
+``--tool-call-parser`` it was started with (hermes, llama3_json, mistral) when the request has tools.
 
 Its misbehaviour is chosen through the environment (pass it with ``--vllm-env``)::
 
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,8 +37,9 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from agentbench.serving.forced import regex_literal
 from agentbench.testing._server import OpenAITestServer
-from agentbench.testing._types import ChatRequest, Reply, Responder
+from agentbench.testing._types import ChatRequest, Reply, Responder, ToolCallReply
 
 __all__ = ["command", "main"]
 
@@ -112,7 +117,54 @@ class FakeVLLM(OpenAITestServer):
         return web.json_response({"is_sleeping": self.sleeping})
 
 
-def _responder() -> Responder:
+def _parsed_calls(text: str, tool_parser: str | None) -> tuple[list[ToolCallReply], str] | None:
+    """(calls, content before them) as vLLM 0.24.0's tool parser reads ``text``; None: no calls (content)."""
+    calls: list[dict[str, object]] = []
+    try:
+        if tool_parser == "hermes" and "<tool_call>" in text:  # hermes_tool_parser.py
+            calls = [json.loads(a or b) for a, b in re.findall(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", text,
+                                                                re.DOTALL)]
+            calls = [{"name": c["name"], "arguments": c["arguments"]} for c in calls]
+            before = text[: text.find("<tool_call>")]
+        elif tool_parser == "llama3_json" and "{" in text:  # llama_tool_parser.py: every top-level JSON object
+            end, decoder = -1, json.JSONDecoder()
+            for match in re.finditer(r"\{", text):
+                if match.start() > end:
+                    obj, length = decoder.raw_decode(text[match.start():])
+                    end = match.start() + length
+                    calls.append({"name": obj["name"], "arguments": obj["arguments"] if "arguments" in obj
+                                  else obj["parameters"]})
+            before = ""
+        elif tool_parser == "mistral" and "[TOOL_CALLS]" in text:  # mistral_tool_parser.py, pre-v11 vocabulary
+            before, _, rest = text.partition("[TOOL_CALLS]")
+            calls = [{"name": c["name"], "arguments": c.get("arguments", {})}
+                     for c in json.JSONDecoder().raw_decode(rest.strip())[0]]
+    except (ValueError, KeyError, TypeError):
+        return None  # vLLM logs the error and returns the text as content
+    if not calls:
+        return None
+    return [ToolCallReply(str(c["name"]), json.dumps(c["arguments"], ensure_ascii=False)) for c in calls], before
+
+
+def _forced_reply(request: ChatRequest, tool_parser: str | None) -> Reply | None:
+    """A request with ``structured_outputs.regex``: the model can only write what the regex matches. The fake
+    honours literal regexes (what forced gold decoding sends, :mod:`agentbench.serving.forced`): the reply is
+    that text, through the server's tool parser when the request has tools (``tool_choice`` auto), as vLLM does."""
+    constraint = request.body.get("structured_outputs")
+    if not isinstance(constraint, dict) or "regex" not in constraint:
+        return None
+    try:
+        text = regex_literal(str(constraint["regex"]))
+    except ValueError as exc:
+        return Reply(status=400, error_message=f"fake_vllm honours literal regexes only: {exc}")
+    parsed = _parsed_calls(text, tool_parser) if request.tools else None
+    if parsed is None:
+        return Reply(content=text)
+    calls, before = parsed
+    return Reply(content=before, tool_calls=calls)
+
+
+def _responder(tool_parser: str | None = None) -> Responder:
     spec = os.environ.get("FAKE_VLLM_RESPONDER", "agentbench.testing.reference:reference_responder")
     limit = int(os.environ.get("FAKE_VLLM_DIE_AFTER", "-1"))
     loaded: list[Responder] = []
@@ -124,6 +176,9 @@ def _responder() -> Responder:
         if 0 <= limit < served:
             print(f"fake_vllm: dying on request {served} (FAKE_VLLM_DIE_AFTER={limit})", flush=True)
             os._exit(70)  # like a crashed engine taking the API server down: no reply, connection reset
+        forced = _forced_reply(request, tool_parser)
+        if forced is not None:
+            return forced
         if not loaded:  # loaded on first use: the reference responder imports LangChain (seconds)
             from agentbench.testing.openai_server import _load_responder
 
@@ -161,7 +216,7 @@ def _startup(args: argparse.Namespace, fail: str) -> None:
 
 
 async def _serve(args: argparse.Namespace, fail: str) -> None:
-    server = FakeVLLM(_responder(), host=args.host, port=args.port,
+    server = FakeVLLM(_responder(args.tool_call_parser), host=args.host, port=args.port,
                       model_names=(args.served_model_name or args.model or "fake",),
                       sleep_routes=os.environ.get("VLLM_SERVER_DEV_MODE") == "1",
                       healthy=fail != "never-healthy", record_requests=False)
