@@ -137,8 +137,9 @@ LIBRARY = load_library()
 CONVERSATIONS = sorted(s.id for s in LIBRARY.scenarios.values() if s.category == "conversation")
 
 
-CHECKED = ["code_debugging", "multi_turn_budget", "multi_turn_unit_preference", "research_flask_sessions",
-           "research_http_429", "technical_support_vpn"]
+CHECKED = ["code_debugging", "code_debugging_versions", "multi_turn_budget", "multi_turn_unit_preference",
+           "project_planning_atlas", "research_exception_chaining", "research_flask_sessions", "research_http_429",
+           "technical_support_config_fix", "technical_support_vpn"]
 
 
 def test_the_conversation_scenarios_have_coherence_checks() -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from agentbench.cli.app import main
-from agentbench.models.faults import FAULT_KINDS, Fault
+from agentbench.models.faults import FAULT_KINDS, Fault, fault_candidates
 from agentbench.report.metaeval import (
     COHERENCE_FAULT,
     MetaEval,
@@ -28,6 +28,9 @@ def test_the_graders_meet_their_targets_on_the_full_library() -> None:
     assert problems == []
     assert meta.passed and meta.false_failures() == {}
     assert meta.gold_runs() == len(scenarios)
+    # Every candidate fault of every scenario ran once (tests/models/test_reference.py relies on this).
+    injected = sum(len(fault_candidates(s)) + len(coherence_faults(s)) for s in scenarios)
+    assert len(meta.trials) - meta.gold_runs() == injected
     rows = meta.recall()
     assert {r.kind for r in rows} == {*FAULT_KINDS, COHERENCE_FAULT}
     assert all(r.recall == 1.0 and r.injected > 0 for r in rows)
