@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentbench.grading.fc_metrics import fc_summary
+from agentbench.report.stats import wilson_interval
 from agentbench.report.summary import coherence_stats
 from agentbench.report.tables import Table
 from agentbench.runner.records import ScenarioResult
@@ -90,13 +91,18 @@ CriteriaSource = Callable[[str], list[Criterion]]
 
 def bootstrap_mean_interval(values: Sequence[float], iterations: int = _BOOTSTRAP_ITERATIONS,
                             seed: int = _BOOTSTRAP_SEED) -> tuple[float, float]:
-    """95 % percentile-bootstrap interval of the mean (seeded: the same values give the same interval).
+    """95 % percentile-bootstrap interval of the mean of 0..1 scores (seeded: the same values give the
+    same interval).
 
-    Fewer than two values say nothing about the spread: the interval is then the whole 0..1 range."""
-    if len(values) < 2:
-        return (0.0, 1.0)
-    rng = random.Random(seed)
+    When every value is the same (one run, or all runs scored alike) the bootstrap collapses to a
+    point and would claim certainty; the interval is then the Wilson interval of ``mean x n`` of
+    ``n``, which is valid for any 0..1 variable (its variance is at most p(1-p))."""
     n = len(values)
+    if len(set(values)) <= 1:
+        mean = values[0] if values else 0.0
+        # The Wilson formula needs no integer count: a mean score stands in for successes / n.
+        return wilson_interval(round(mean * n, 9), n) if n else (0.0, 1.0)  # type: ignore[arg-type]
+    rng = random.Random(seed)
     means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(iterations))
     return means[int(0.025 * iterations)], means[min(iterations - 1, int(0.975 * iterations))]
 

@@ -48,8 +48,14 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_mean() -> None:
     low, high = bootstrap_mean_interval(values)
     assert (low, high) == bootstrap_mean_interval(values)
     assert low < sum(values) / len(values) < high and low >= 0.0 and high <= 1.0
-    assert bootstrap_mean_interval([0.9]) == (0.0, 1.0)  # one run says nothing about the spread
-    assert bootstrap_mean_interval([1.0] * 5) == (1.0, 1.0)
+    # Identical scores collapse the bootstrap: the Wilson interval of mean x n of n stands in.
+    low_1, high_1 = bootstrap_mean_interval([1.0])
+    assert high_1 == 1.0 and low_1 < 0.25
+    low_5, high_5 = bootstrap_mean_interval([1.0] * 5)
+    assert high_5 == 1.0 and 0.5 < low_5 < 0.6
+    low_40, _ = bootstrap_mean_interval([1.0] * 40)
+    assert low_40 > 0.9
+    assert bootstrap_mean_interval([]) == (0.0, 1.0)
 
 
 def _run(scenario_id: str, model: str = "reference") -> ScenarioResult:
