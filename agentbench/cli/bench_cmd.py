@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from agentbench.bench.agent import agent_table
 from agentbench.bench.dataset import load_tokenizer, random_requests
 from agentbench.bench.metrics import SLO_METRICS
-from agentbench.bench.results import bench_dir, load_bench_result, save_bench_result
+from agentbench.bench.report import context_table, load_table, sweep_table
+from agentbench.bench.results import bench_dir, list_bench_results, load_bench_result, save_bench_result
 from agentbench.bench.run import MAX_CONCURRENCY, LoadConfig, bench_point, context_pass, load_sweep
 from agentbench.bench.sweep import SWEEP_AXES, recommend, run_settings_sweep, settings_grid
 from agentbench.cli import common
@@ -24,7 +26,6 @@ from agentbench.cli.serve_cmd import (
 )
 from agentbench.errors import ConfigError
 from agentbench.models.registry import resolve_model
-from agentbench.report.tables import Table
 from agentbench.store import results_dir
 from agentbench.telemetry.sampler import TelemetrySampler
 
@@ -52,38 +53,6 @@ def _slos(pairs: list[str] | None) -> dict[str, float]:
         except ValueError:
             raise typer.BadParameter(f"--goodput {pair!r}: {value!r} is not a number of milliseconds") from None
     return slos
-
-
-def load_table(points: list[dict[str, Any]]) -> Table:
-    """The load sweep as a table (one row per point)."""
-    table = Table("Load sweep (vllm bench serve definitions; ms)",
-                  ["conc.", "rate", "ok/fail", "req/s", "out tok/s", "goodput", "TTFT mean", "TTFT p99",
-                   "TPOT mean", "TPOT p99", "ITL mean", "E2EL p99", "peak GB", "J/tok"])
-    for p in points:
-        m = p["metrics"]
-        tel = (p.get("telemetry") or {}).get("summary", {})
-        table.rows.append([
-            str(p["concurrency"] or "-"), str(p["request_rate"] or "inf"), f"{m['completed']}/{m['failed']}",
-            f"{m['request_throughput']:.2f}", f"{m['output_throughput']:.1f}",
-            "-" if m["request_goodput"] is None else f"{m['request_goodput']:.2f}",
-            f"{m['ttft_ms']['mean']:.1f}", f"{m['ttft_ms']['percentiles'].get('p99', 0):.1f}",
-            f"{m['tpot_ms']['mean']:.2f}", f"{m['tpot_ms']['percentiles'].get('p99', 0):.2f}",
-            f"{m['itl_ms']['mean']:.2f}", f"{m['e2el_ms']['percentiles'].get('p99', 0):.1f}",
-            "-" if tel.get("peak_memory_gb") is None else f"{tel['peak_memory_gb']:.1f}",
-            "-" if tel.get("joules_per_output_token") is None else f"{tel['joules_per_output_token']:.2f}",
-        ])
-    return table
-
-
-def context_table(rows: list[dict[str, Any]]) -> Table:
-    """Memory vs context length as a table."""
-    table = Table("Memory vs context length", ["context", "TTFT ms", "TPOT ms", "peak GB", "peak KV %", "failed"])
-    for r in rows:
-        kv = r.get("peak_kv_cache_usage")
-        table.rows.append([str(r["context_len"]), f"{r['mean_ttft_ms']:.1f}", f"{r['mean_tpot_ms']:.2f}",
-                           "-" if r.get("peak_memory_gb") is None else f"{r['peak_memory_gb']:.1f}",
-                           "-" if kv is None else f"{100 * kv:.1f}", str(r["failed"])])
-    return table
 
 
 def _sweep_axes(pairs: list[str] | None) -> dict[str, list[Any]]:
@@ -141,7 +110,8 @@ def bench_command(
     = None,
     endpoint: Annotated[str, typer.Option(help="/v1/completions (vllm bench serve's default) or "
                                           "/v1/chat/completions.")] = "/v1/completions",
-    concurrency: Annotated[str, typer.Option(help="Concurrency levels, comma-separated (1..256).")] = "1,2,4,8,16",
+    concurrency: Annotated[str | None, typer.Option(help="Concurrency levels, comma-separated (1..256; default "
+                                                    "1,2,4,8,16, with --agent 8).", show_default=False)] = None,
     request_rate: Annotated[str, typer.Option(help="Poisson request rates (req/s), comma-separated; "
                                               "none by default.")] = "",
     burstiness: Annotated[float, typer.Option(help="Gamma shape of the arrival gaps (1: Poisson).")] = 1.0,
@@ -166,6 +136,20 @@ def bench_command(
         "--sweep-set", help="A sweep axis as NAME=V1,V2 (repeatable; NAME: max_num_seqs, gpu_memory_utilization, "
         "kv_cache_dtype, enforce_eager, max_model_len). Default: kv_cache_dtype=auto,fp8 x enforce_eager=false,true.",
         show_default=False)] = None,
+    agent: Annotated[bool, typer.Option("--agent", help="Agent workload: run a scenario suite through the runner "
+                                        "at each --concurrency and report scenario throughput, latency "
+                                        "percentiles and output tokens/s.")] = False,
+    suite: Annotated[str | None, typer.Option(help="With --agent: a named suite (`agentbench scenarios list`; "
+                                              "default: full).", show_default=False)] = None,
+    scenarios: Annotated[str | None, typer.Option(help="With --agent: scenario ids or globs, comma-separated.",
+                                                  show_default=False)] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="With --agent: runs of each scenario.")] = 1,
+    workers: Annotated[int, typer.Option(min=0, help="With --agent: worker processes (0: automatic).")] = 0,
+    show: Annotated[str | None, typer.Option("--show", help="Print a stored bench result (its id, or 'latest') "
+                                             "instead of running one.", show_default=False)] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write every stored bench result as a report "
+                                                "(Markdown, HTML and, with the plots extra, PNG plots) into this "
+                                                "folder instead of running one.", show_default=False)] = None,
     synthetic: SyntheticOption = False,
     gpu_memory_utilization: Annotated[float | None, typer.Option(help="With KEY: override the entry's share of GPU "
                                                                  "memory.", show_default=False)] = None,
@@ -180,7 +164,14 @@ def bench_command(
     results: common.ResultsDirOption = None,
 ) -> None:
     """Benchmark a served model: a concurrency / request-rate sweep, optionally memory vs context length;
-    with KEY agentbench serves the model itself (and --sweep restarts it over serving settings)."""
+    with KEY agentbench serves the model itself (and --sweep restarts it over serving settings);
+    --agent runs a scenario suite instead; --show / --report display stored results."""
+    if show is not None or report is not None:
+        _show_or_report(results_dir(results), show, report, json_output)
+        return
+    if agent and (sweep or context):
+        raise typer.BadParameter("--agent runs a scenario suite; it does not combine with --sweep or --context")
+    concurrency = concurrency or ("8" if agent else "1,2,4,8,16")
     if key is not None and base_url:
         raise typer.BadParameter("give a registry KEY (agentbench serves it) or --base-url, not both")
     if key is None and not (base_url and model_name):
@@ -209,6 +200,22 @@ def bench_command(
         return {**cfg.__dict__, "tokenizer": str(tok_path or ""),
                 "prompts": "vllm-random" if loaded else "text-fallback"}
 
+    if agent:
+        records = _agent(key, base_url, model_name, models_file, levels, suite=suite, scenarios=scenarios,
+                         repeats=repeats, workers=workers, root=root, interval=telemetry_interval,
+                         options=launch_options(synthetic=synthetic, vllm_command=vllm_command, vllm_env=vllm_env,
+                                                gpu_memory_utilization=gpu_memory_utilization,
+                                                max_model_len=max_model_len, enforce_eager=enforce_eager,
+                                                extra_args=tuple(vllm_arg or ())),
+                         health_timeout=health_timeout, quiet=json_output)
+        paths = [save_bench_result(root, r) for r in records]
+        if json_output:
+            common.print_json([{**load_bench_result(p), "path": str(p)} for p in paths])
+            return
+        for r, p in zip(records, paths):
+            show_result(r)
+            common.out.print(f"Stored: {p}")
+        return
     if key is None:
         outcome = asyncio.run(_load_outcome(cfg, levels=levels, rates=rates, tok=tok, context=context,
                                             max_model_len=max_model_len or 8192, interval=telemetry_interval))
@@ -238,6 +245,71 @@ def bench_command(
         return
     show_result(record)
     common.out.print(f"Stored: {path}")
+
+
+def _agent(key: str | None, base_url: str | None, model_name: str | None, models_file: Path | None,
+           levels: list[int], *, suite: str | None, scenarios: str | None, repeats: int, workers: int, root: Path,
+           interval: float, options: Any, health_timeout: float, quiet: bool) -> list[dict[str, Any]]:
+    """The agent workload bench at each concurrency level (one stored result per level)."""
+    from agentbench.bench.agent import agent_bench
+
+    if suite and scenarios:
+        raise typer.BadParameter("give --suite or --scenarios, not both")
+    entries = common.registry(models_file, base_url if key is None else None, model_name if key is None else None)
+    spec = resolve_model(key or str(model_name), entries)
+    lib = common.library(None)
+    chosen = lib.matching(scenarios) if scenarios else lib.suite(suite or "full")
+    selection = f"scenarios {scenarios}" if scenarios else f"suite {suite or 'full'}"
+
+    async def go() -> list[dict[str, Any]]:
+        async def each(run_spec: Any, server: dict[str, Any] | None) -> list[dict[str, Any]]:
+            out = []
+            for c in levels:
+                record = await agent_bench(run_spec, chosen, lib, results_root=root, concurrency=c, repeats=repeats,
+                                           workers=workers or None, telemetry_interval_s=interval,
+                                           selection=selection)
+                out.append({**record, "model": spec.key, **({"server": server} if server is not None else {})})
+            return out
+
+        if spec.backend == "vllm" and not spec.base_url:
+            from agentbench.bench.served import served
+
+            async with served(spec, options, log_dir=bench_dir(root) / "servers", health_timeout_s=health_timeout,
+                              on_phase=_phase(quiet, spec.key)) as handle:
+                records = await each(spec.model_copy(update={"base_url": handle.base_url}), {})
+            for r in records:  # the startup figures and the stop report are known once it stopped
+                r["server"] = handle.record
+            return records
+        return await each(spec, None)
+
+    return asyncio.run(go())
+
+
+def _show_or_report(root: Path, show: str | None, report: Path | None, json_output: bool) -> None:
+    """``--show ID|latest``: one stored result as tables; ``--report DIR``: all of them as a report."""
+    stored = list_bench_results(root)
+    if not stored:
+        raise typer.BadParameter(f"no bench results stored under {bench_dir(root)}")
+    if show is not None:
+        matches = [stored[-1]] if show == "latest" else [r for r in stored if r.get("bench_id") == show]
+        if not matches:
+            raise typer.BadParameter(f"--show: no bench result {show!r} under {bench_dir(root)} (ids: "
+                                     f"{', '.join(str(r.get('bench_id')) for r in stored[-5:])}, ...)")
+        if json_output:
+            common.print_json(matches[0])
+        else:
+            show_result(matches[0])
+    if report is not None:
+        from agentbench.bench.report import write_bench_report
+
+        written = write_bench_report(stored, report, root)
+        if json_output:
+            common.print_json({"report": [str(p) for p in written["files"]], "plots_note": written["note"]})
+        else:
+            for path in written["files"]:
+                common.out.print(f"Wrote {path}")
+            if written["note"]:
+                common.out.print(written["note"])
 
 
 async def _served_load(spec: Any, options: Any, cfg: LoadConfig, *, levels: list[int], rates: list[float], tok: Any,
@@ -285,28 +357,6 @@ async def _sweep(spec: Any, options: Any, cfg: LoadConfig, axes: dict[str, list[
                 else "no setting served the load without failures")}
 
 
-def sweep_table(rows: list[dict[str, Any]]) -> Table:
-    """The settings sweep as a table (one row per setting)."""
-    table = Table("Serving settings sweep", ["settings", "ready s", "KV tokens", "ok/fail", "goodput", "out tok/s",
-                                             "TTFT mean", "TPOT mean", "error"])
-    for r in rows:
-        m = r.get("metrics") or {}
-        startup = (r.get("server") or {}).get("startup") or {}
-        settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items())
-        if not m:
-            table.rows.append([settings, "-", "-", "-", "-", "-", "-", "-", str(r.get("error", ""))[:60]])
-            continue
-        table.rows.append([
-            settings, _num(startup.get("ready_s"), ".1f"), _num(startup.get("kv_cache_tokens"), ",d"),
-            f"{m['completed']}/{m['failed']}", _num(m.get("request_goodput"), ".2f"),
-            f"{m['output_throughput']:.1f}", f"{m['ttft_ms']['mean']:.1f}", f"{m['tpot_ms']['mean']:.2f}", ""])
-    return table
-
-
-def _num(value: Any, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
-
 def show_result(record: dict[str, Any]) -> None:
     """Print a stored bench result as tables (its kind decides which)."""
     kind = record.get("kind")
@@ -316,8 +366,6 @@ def show_result(record: dict[str, Any]) -> None:
         common.out.print(f"Recommended: {best}" if best else record.get("recommend_note", "no recommendation"))
         return
     if kind == "agent":
-        from agentbench.bench.agent import agent_table
-
         common.print_table(agent_table(record))
     if record.get("points"):
         common.print_table(load_table(record["points"]))
