@@ -106,10 +106,10 @@ def forced_format(spec: ModelSpec) -> str:
 
 def forced_gold_fields(spec: ModelSpec, scenario: Scenario | None) -> dict[str, Any]:
     """The fields of a :class:`ForcedGoldChatOpenAI` for one run of ``scenario``."""
+    fmt = forced_format(spec)
     if scenario is None:
         raise ConfigError(f"model {spec.key!r} is in forced gold mode: it replays scenarios' gold solutions and "
                           "cannot serve an app")
-    fmt = forced_format(spec)
     return {"forced_format": fmt, "forced_script": forced_script(gold_script(scenario), fmt)}
 
 
