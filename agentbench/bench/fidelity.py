@@ -84,8 +84,23 @@ def fidelity_markdown(result: Mapping[str, Any]) -> str:
                      f"{r['ratio']:.3f} | {'yes' if r['passed'] else 'NO'} |")
     if result["missing"]:
         lines.append(f"\nMeasured by one side only (fails): concurrency {result['missing']}")
+    if result.get("unreadable"):
+        lines.append(f"\nUnreadable result files (a failed run): {', '.join(result['unreadable'])}")
     lines.append(f"\nOverall: {'PASS' if result['passed'] else 'FAIL'}")
     return "\n".join(lines) + "\n"
+
+
+def _readable(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The folder's JSON files that parse, and those that do not."""
+    good, bad = [], []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            bad.append(path)
+        else:
+            good.append(path)
+    return good, bad
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,8 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="where fidelity.json and fidelity.md go")
     parser.add_argument("--tolerance", type=float, default=0.05)
     args = parser.parse_args(argv)
-    result = compare_fidelity(vllm_by_concurrency(sorted(args.vllm_dir.glob("*.json"))),
-                              ours_by_concurrency(sorted(args.ours_dir.glob("*.json"))), tolerance=args.tolerance)
+    vllm_files, bad = _readable(args.vllm_dir)
+    ours_files, bad_ours = _readable(args.ours_dir)
+    result = compare_fidelity(vllm_by_concurrency(vllm_files), ours_by_concurrency(ours_files),
+                              tolerance=args.tolerance)
+    # A run that failed leaves an empty or broken file: its concurrency shows up as missing (a fail).
+    result["unreadable"] = [str(p) for p in bad + bad_ours]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fidelity.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     (args.out / "fidelity.md").write_text(fidelity_markdown(result), encoding="utf-8")

@@ -1,63 +1,140 @@
 #!/usr/bin/env bash
-# Run ON the GPU machine from the repository root (after scripts/gpu/install-on-gpu.sh), with $OUT set.
-# Serves a synthetic Llama-3.1-8B (dummy weights; max-model-len 8192, gpu-mem-util 0.85) and, against the
-# same server and workload (random 1024 in / 128 out, ignore_eos), runs `vllm bench serve` and
-# `agentbench bench` one right after the other at concurrency 1, 8 and 64 (16, 32, 256 prompts); then a
-# memory-vs-context pass and a telemetry check. Writes $OUT/fidelity.{json,md} (pass: within 5 %),
-# $OUT/vllm/*.json, $OUT/ours/*.json, $OUT/context.json, $OUT/telemetry_check.json and the server log.
-# Budget: ~90 s server start + ~3-4 min of load.
+# Bench fidelity on the H200 (issue 6): `vllm bench serve` and `agentbench bench` one right after the other
+# against ONE server and workload (synthetic Llama-3.1-8B, dummy weights, random 1024 in / 128 out,
+# ignore_eos, seed 0) at concurrency 1, 8 and 64; then memory vs context length with telemetry, the bench
+# report, and (only if time is left) `agentbench bench KEY` serving its own server.
+#
+#   usage (repository root, on the GPU machine; .gpu/ carried for setup.sh):  OUT=/some/dir bash scripts/gpu/bench_fidelity.sh
+#   Also works under scripts/gpu/run-on-gpu.sh.  About 5-6 minutes; it stops starting steps after BUDGET_S.
+#
+# Everything ends up in ONE file, $OUT/bench.tgz (the device returns at most 8 files): steps.jsonl (one line
+# per step: name, exit code, seconds, or why skipped), every step's log, serve.json (agentbench's startup
+# figures), vllm/*.json, ours/*.json, fidelity.{md,json}, context.json, telemetry_check.json, report/.
+# A failing step never stops the others; the exit code is the fidelity check's (0 pass, 1 fail, 3 no server).
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
-PORT=${PORT:-8011}
-AB_PY="/tmp/absite:/tmp/site"   # agentbench (and its deps) + vLLM's site
-MODEL_DIR=/tmp/llama31-8b-synth
+W="$OUT/bench"
+mkdir -p "$W/vllm" "$W/ours" "$W/results" "$W/servers"
+BUDGET_S=${BUDGET_S:-400}
 NAME=llama31-8b
-mkdir -p "$OUT/vllm" "$OUT/ours" "$OUT/results"
+# agentbench runs from the installed package (PYTHONSAFEPATH: the checkout must not shadow it); the vLLM
+# server and `vllm bench serve` get vLLM's own site only (their openai pin differs from langchain-openai's).
+export PYTHONPATH=/tmp/absite:/tmp/site PYTHONSAFEPATH=1 VLLM_USE_FLASHINFER_SAMPLER=0
+export AGENTBENCH_VLLM_ENV=${AGENTBENCH_VLLM_ENV:-"PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0"}
+export AGENTBENCH_RESULTS_DIR="$W/results"
+VLLM_PY=(env PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 python3)
+AB=(python3 -m agentbench)
 
-PYTHONPATH=$AB_PY python3 -m agentbench models synth "$NAME" --out "$MODEL_DIR" || exit 3
-PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 python3 -m vllm.entrypoints.openai.api_server \
-  --model "$MODEL_DIR" --served-model-name "$NAME" --load-format dummy --max-model-len 8192 \
-  --gpu-memory-utilization 0.85 --port "$PORT" > "$OUT/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
-for _ in $(seq 1 240); do
-  curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
-  kill -0 $SERVER 2>/dev/null || { echo "server exited"; tail -50 "$OUT/server.log"; exit 3; }
-  sleep 1
-done
-curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { echo "server not healthy"; exit 3; }
+step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log, record; never abort the script
+  local name=$1 limit=$2; shift 2
+  local left=$((BUDGET_S - SECONDS))
+  if (( left < 20 )); then
+    echo "{\"step\": \"$name\", \"skipped\": \"budget spent at ${SECONDS}s\"}" | tee -a "$W/steps.jsonl"; return 1
+  fi
+  (( limit > left )) && limit=$left
+  echo "== $name (limit ${limit}s, at ${SECONDS}s)"
+  local t0=$SECONDS
+  timeout --kill-after=15 "$limit" "$@" > "$W/$name.log" 2>&1
+  local rc=$?
+  echo "{\"step\": \"$name\", \"rc\": $rc, \"seconds\": $((SECONDS - t0))}" | tee -a "$W/steps.jsonl"
+  tail -n 4 "$W/$name.log"
+  return $rc
+}
 
+pack() {  # the one archive, whatever happened (the synthetic model folder is left out: it is regenerated)
+  tar czf "$OUT/bench.tgz" -C "$OUT" --exclude='bench/servers/synthetic-*' bench && echo "packed $OUT/bench.tgz"
+}
+SERVER_PID=""
+stop_server() {  # the server runs in its own process group (agentbench serve starts it so): stop the group
+  [[ -n "$SERVER_PID" ]] || return 0
+  kill -TERM -- "-$SERVER_PID" 2>/dev/null
+  for _ in $(seq 1 60); do kill -0 -- "-$SERVER_PID" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL -- "-$SERVER_PID" 2>/dev/null
+  SERVER_PID=""
+}
+trap 'stop_server; pack' EXIT
+
+# setup.sh is idempotent for vLLM and always reinstalls agentbench's wheel (.gpu/abdeps) so a warm machine
+# never runs a stale agentbench.
+step setup 150 bash scripts/gpu/setup.sh
+step nvidia-smi-before 15 nvidia-smi
+step versions 60 python3 -c "import agentbench, vllm; print('agentbench', agentbench.__version__, 'vllm', vllm.__version__)"
+
+# 1. One server: agentbench serve --detach (its startup figures land in serve.json). Fallback if that fails:
+#    the same synthetic model started with vLLM directly (so the fidelity comparison still runs).
+BASE="" MODEL_DIR=""
+if step serve 200 bash -c "${AB[*]} serve $NAME --synthetic --max-model-len 8192 --gpu-memory-utilization 0.85 \
+     --port 0 --detach --json --health-timeout 180 --log '$W/servers/$NAME.log' > '$W/serve.json'"; then
+  read -r BASE MODEL_DIR SERVER_PID < <(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); \
+print(d['base_url'], d['settings']['model'], d['pid'])" "$W/serve.json")
+fi
+if [[ -z "$BASE" ]]; then
+  echo "agentbench serve did not give a server; starting vLLM directly"
+  MODEL_DIR="$W/servers/synthetic-raw"
+  step synth 60 "${AB[@]}" models synth "$NAME" --out "$MODEL_DIR"
+  PORT=8011
+  setsid "${VLLM_PY[@]}" -m vllm.entrypoints.openai.api_server --model "$MODEL_DIR" --served-model-name "$NAME" \
+    --load-format dummy --max-model-len 8192 --gpu-memory-utilization 0.85 --port "$PORT" \
+    > "$W/servers/raw-vllm.log" 2>&1 &
+  SERVER_PID=$!
+  step wait-health 200 bash -c "until curl -sf http://127.0.0.1:$PORT/health > /dev/null; do \
+    kill -0 $SERVER_PID 2>/dev/null || { echo 'server exited'; tail -30 '$W/servers/raw-vllm.log'; exit 3; }; \
+    sleep 1; done" && BASE="http://127.0.0.1:$PORT/v1"
+fi
+if [[ -z "$BASE" ]]; then
+  echo "no server: nothing to bench"; exit 3
+fi
+ROOT=${BASE%/v1}
+echo "server $BASE (pid $SERVER_PID), model folder $MODEL_DIR"
+curl -s "$ROOT/metrics" > "$W/metrics-before.txt"
+
+# 2. Fidelity: vLLM's client, then ours, same server, same prompts (same tokenizer, seed and lengths).
 for pair in "1 16" "8 32" "64 256"; do
-  set -- $pair
-  c=$1; n=$2
-  PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 timeout 120 python3 -m vllm.entrypoints.cli.main bench serve \
-    --backend openai --base-url "http://127.0.0.1:$PORT" --endpoint /v1/completions --model "$NAME" \
-    --tokenizer "$MODEL_DIR" --dataset-name random --random-input-len 1024 --random-output-len 128 \
-    --num-prompts "$n" --max-concurrency "$c" --ignore-eos --seed 0 \
-    --save-result --result-dir "$OUT/vllm" --result-filename "vllm-c$c.json" > "$OUT/vllm/c$c.log" 2>&1 \
-    || echo "vllm bench serve c=$c failed (see $OUT/vllm/c$c.log)"
-  PYTHONPATH=$AB_PY timeout 120 python3 -m agentbench bench --base-url "http://127.0.0.1:$PORT/v1" \
-    --model-name "$NAME" --tokenizer "$MODEL_DIR" --concurrency "$c" --num-prompts "$n" --input-len 1024 \
-    --output-len 128 --seed 0 --results-dir "$OUT/results" --json > "$OUT/ours/c$c.json" 2> "$OUT/ours/c$c.err" \
-    || echo "agentbench bench c=$c failed (see $OUT/ours/c$c.err)"
+  read -r c n <<< "$pair"
+  step "vllm-c$c" 120 "${VLLM_PY[@]}" -m vllm.entrypoints.cli.main bench serve --backend openai \
+    --base-url "$ROOT" --endpoint /v1/completions --model "$NAME" --tokenizer "$MODEL_DIR" \
+    --dataset-name random --random-input-len 1024 --random-output-len 128 --num-prompts "$n" \
+    --max-concurrency "$c" --ignore-eos --seed 0 --save-result --result-dir "$W/vllm" \
+    --result-filename "vllm-c$c.json"
+  step "ours-c$c" 120 bash -c "${AB[*]} bench --base-url '$BASE' --model-name $NAME --tokenizer '$MODEL_DIR' \
+    --concurrency $c --num-prompts $n --input-len 1024 --output-len 128 --seed 0 --json > '$W/ours/c$c.json'"
 done
-PYTHONPATH=$AB_PY python3 -m agentbench.bench.fidelity --vllm-dir "$OUT/vllm" --ours-dir "$OUT/ours" --out "$OUT"
+step fidelity 60 python3 -m agentbench.bench.fidelity --vllm-dir "$W/vllm" --ours-dir "$W/ours" --out "$W"
 FIDELITY=$?
+cat "$W/fidelity.md" 2>/dev/null
 
-# Memory vs context length (1K..8K fit max-model-len 8192) with telemetry, then the telemetry check.
-PYTHONPATH=$AB_PY timeout 150 python3 -m agentbench bench --base-url "http://127.0.0.1:$PORT/v1" --model-name "$NAME" \
-  --tokenizer "$MODEL_DIR" --concurrency 4 --num-prompts 16 --context --max-model-len 8192 \
-  --results-dir "$OUT/results" --json > "$OUT/context.json" 2> "$OUT/context.err"
-PYTHONPATH=$AB_PY python3 - "$OUT/context.json" > "$OUT/telemetry_check.json" <<'PY'
+# 3. Memory vs context length (1K, 4K, 8K fit max-model-len 8192) with telemetry, and the telemetry check.
+step context 150 bash -c "${AB[*]} bench --base-url '$BASE' --model-name $NAME --tokenizer '$MODEL_DIR' \
+  --concurrency 4 --num-prompts 16 --context --max-model-len 8192 --json > '$W/context.json'"
+step telemetry-check 30 python3 - "$W/context.json" "$W/telemetry_check.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 tel = r["points"][0].get("telemetry", {})
 s = tel.get("summary", {})
-check = {"gpu_available": r["gpu_available"], "samples": len(tel.get("samples", [])),
-         "energy_j": s.get("energy_j"), "peak_memory_gb": s.get("peak_memory_gb"),
-         "peak_kv_cache_usage": s.get("peak_kv_cache_usage"), "context": r["context"]}
-check["passed"] = bool(check["gpu_available"] and check["samples"] > 0 and (check["energy_j"] or 0) > 0)
+check = {"gpu_available": r.get("gpu_available"), "reason": r.get("telemetry_reason"),
+         "samples": len(tel.get("samples", [])), "energy_j": s.get("energy_j"),
+         "joules_per_output_token": s.get("joules_per_output_token"), "peak_memory_gb": s.get("peak_memory_gb"),
+         "mean_gpm_dram_bw_util_pct": s.get("mean_gpm_dram_bw_util_pct"),
+         "peak_kv_cache_usage": s.get("peak_kv_cache_usage"), "context": r.get("context")}
+check["passed"] = bool(check["gpu_available"] and check["samples"] > 0 and (check["energy_j"] or 0) > 0
+                       and (check["peak_memory_gb"] or 0) > 1)
+json.dump(check, open(sys.argv[2], "w"), indent=1)
 print(json.dumps(check, indent=1))
+sys.exit(0 if check["passed"] else 1)
 PY
-cat "$OUT/telemetry_check.json"
+curl -s "$ROOT/metrics" > "$W/metrics-after.txt"
+step report 60 "${AB[@]}" bench --report "$W/report"
+stop_server
+sleep 5  # the driver frees a killed server's memory a moment after its processes are gone
+
+# 4. agentbench bench KEY: agentbench serves, benches and stops the model itself (a second server start:
+#    only when enough of the budget is left; the compile cache is warm by now).
+if (( BUDGET_S - SECONDS >= 150 )); then
+  step bench-key 180 bash -c "${AB[*]} bench $NAME --synthetic --max-model-len 8192 --gpu-memory-utilization 0.85 \
+    --concurrency 8 --num-prompts 32 --health-timeout 150 --json > '$W/bench-key.json'"
+else
+  echo "{\"step\": \"bench-key\", \"skipped\": \"$((BUDGET_S - SECONDS))s left, needs 150\"}" | tee -a "$W/steps.jsonl"
+fi
+step nvidia-smi-after 15 nvidia-smi
+echo "done in ${SECONDS}s"
 exit $FIDELITY

@@ -41,3 +41,24 @@ def test_a_concurrency_measured_by_one_side_fails() -> None:
     assert result["missing"] == [64] and not result["passed"]
     del ours[64]
     assert compare_fidelity(v, ours)["passed"]
+
+
+def test_the_command_line_counts_a_failed_runs_empty_file_as_missing(tmp_path: Path, capsys) -> None:
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "vllm-0.24.0" / "bench-c8.json"
+    real = json.loads(fixture.read_text())
+    (tmp_path / "vllm").mkdir()
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "vllm" / "vllm-c8.json").write_text(fixture.read_text())
+    lat = {"mean": 0.0, "median": 0.0, "std": 0.0, "percentiles": {}}
+    point = {"concurrency": 8, "metrics": {"output_throughput": real["output_throughput"],
+                                           "ttft_ms": {**lat, "mean": real["mean_ttft_ms"]},
+                                           "tpot_ms": {**lat, "mean": real["mean_tpot_ms"]}}}
+    (tmp_path / "ours" / "c8.json").write_text(json.dumps({"points": [point]}))
+    assert main(["--vllm-dir", str(tmp_path / "vllm"), "--ours-dir", str(tmp_path / "ours"),
+                 "--out", str(tmp_path / "o")]) == 0
+    (tmp_path / "ours" / "c64.json").write_text("")  # agentbench bench at c=64 crashed
+    (tmp_path / "vllm" / "vllm-c64.json").write_text(json.dumps({**real, "max_concurrency": 64}))
+    assert main(["--vllm-dir", str(tmp_path / "vllm"), "--ours-dir", str(tmp_path / "ours"),
+                 "--out", str(tmp_path / "o")]) == 1
+    md = (tmp_path / "o" / "fidelity.md").read_text()
+    assert "concurrency [64]" in md and "c64.json" in md and "Overall: FAIL" in md
