@@ -337,10 +337,11 @@ def test_qwen3_synthetic_prompt_ends_reasoning_when_thinking_is_off(tmp_path: Pa
 ECHO = "FAKE_VLLM_RESPONDER=agentbench.testing.openai_server:echo_responder"
 
 
-def run_suite(capsys: pytest.CaptureFixture[str], tmp_path: Path, suite: str, parser: str, *extra: str
-              ) -> dict[str, Any]:
+def run_suite(capsys: pytest.CaptureFixture[str], tmp_path: Path, suite: str, parser: str, *extra: str,
+              stream: bool = False) -> dict[str, Any]:
     models = tmp_path / "models.yaml"
-    models.write_text(yaml.safe_dump({"toy": {"backend": "vllm", "serve": {**TOY_SERVE, "tool_parser": parser}}}))
+    entry = {"backend": "vllm", "stream": stream, "serve": {**TOY_SERVE, "tool_parser": parser}}
+    models.write_text(yaml.safe_dump({"toy": entry}))
     code = main(["run", "--suite", suite, "--models", "toy", "--models-file", str(models), "--vllm-command",
                  command(), "--vllm-env", ECHO, "--no-report", "--json", *extra])
     out = capsys.readouterr().out
@@ -373,6 +374,14 @@ def test_full_suite_scores_full_marks_forced_through_the_hermes_parser(capsys, r
 def test_smoke_suite_scores_full_marks_in_every_format(capsys, results_dir: Path, tmp_path: Path, parser: str,
                                                        extra: tuple[str, ...]) -> None:
     full_marks(run_suite(capsys, tmp_path, "smoke", parser, "--force-gold", *extra))
+
+
+@pytest.mark.slow
+def test_streamed_replies_score_full_marks(capsys, results_dir: Path, tmp_path: Path) -> None:
+    data = run_suite(capsys, tmp_path, "smoke", "hermes", "--force-gold", stream=True)
+    full_marks(data)
+    stored = (results_dir / "runs" / data["run_id"] / "results.jsonl").read_text()
+    assert re.search(r'"ttft_s": ?0\.\d', stored)  # the calls were streamed (time to first output recorded)
 
 
 @pytest.mark.slow
