@@ -42,6 +42,27 @@ GIB = 1024**3
 _TAIL_LINES = 40
 _live: set[VLLMServer] = set()  # servers to stop if agentbench exits without stopping them
 
+# atexit cannot run when agentbench is SIGKILLed (a CI timeout, `timeout --kill-after`, the OOM killer), and
+# a server in its own session outlives its parent, holding the GPU for the next run. So each server starts
+# through this guard: it asks the kernel to SIGTERM it when its parent dies (PR_SET_PDEATHSIG survives
+# execve), refuses to start if the parent is already gone, then becomes the server. -I: stdlib only.
+_ORPHAN_GUARD = (
+    "import ctypes, os, signal, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:\n"  # 1 = PR_SET_PDEATHSIG
+    "    sys.stderr.write('agentbench: prctl(PR_SET_PDEATHSIG) failed; the server may outlive agentbench\\n')\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit('agentbench exited before its vLLM server started')\n"
+    "os.execvpe(sys.argv[2], sys.argv[2:], os.environ)\n"
+)
+
+
+def guarded_argv(argv: list[str]) -> list[str]:
+    """``argv`` wrapped so the process gets SIGTERM when this process dies (Linux; unchanged elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    return [sys.executable, "-I", "-c", _ORPHAN_GUARD, str(os.getpid()), *argv]
+
 
 class ServerError(EndpointError):
     """A server could not be started, stopped, put to sleep or woken (an infrastructure failure)."""
@@ -240,7 +261,9 @@ class VLLMServer:
         with open(self.log_path, "ab") as log:
             log.write(f"# agentbench: {' '.join(self.plan.argv)}\n".encode())
             log.flush()
-            self._proc = subprocess.Popen(self.plan.argv, stdin=subprocess.DEVNULL, stdout=log,
+            # Popen runs in the event loop's thread, which lives as long as the run: PDEATHSIG fires on the
+            # death of the spawning thread, so it must not be a short-lived worker thread.
+            self._proc = subprocess.Popen(guarded_argv(self.plan.argv), stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, env={**os.environ, **self.plan.env},
                                           start_new_session=True)
         self._pid = self._proc.pid

@@ -100,6 +100,7 @@ def test_switch_sleep_wake_versus_cold_restart(tmp_path: Path) -> None:
                                "records": [r.to_dict() for r in sleepy.records]}
         finally:
             await sleepy.close()
+        _save(out, "switch-summary.json", result)  # kept even if the restart below fails
         # A cold restart: the previous servers stopped (group gone, memory back to the baseline), then a
         # fresh start of the next model alone (its torch.compile cache is warm by now).
         stops = [s["stop"] for s in sleepy.to_dict()["servers"] if "stop" in s]

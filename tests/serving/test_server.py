@@ -191,3 +191,42 @@ def test_startup_log_of_a_real_h200_run(name: str, expected: dict[str, object]) 
     figures = log.figures.to_dict()
     assert {k: figures.get(k) for k in expected} == expected
     assert log.phases[-1] == "HTTP server up"
+
+
+_KILLED_PARENT = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[1])
+from serving_helpers import fake_options, toy_spec
+from agentbench.serving.server import VLLMServer
+
+async def main():
+    server = VLLMServer(toy_spec(), fake_options(), log_dir=__import__("pathlib").Path(sys.argv[2]))
+    await server.start()
+    print(server.pid, flush=True)
+    time.sleep(600)  # SIGKILLed by the test before it wakes
+
+asyncio.run(main())
+"""
+
+
+def test_a_sigkilled_agentbench_leaves_no_server_behind(tmp_path: Path) -> None:
+    """SIGKILL skips atexit; the parent-death signal must still take the server (and its engine) down."""
+    import signal
+    import subprocess
+    import sys
+
+    helpers = str(Path(__file__).parent)
+    parent = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT, helpers, str(tmp_path)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        server_pid = int(parent.stdout.readline())
+        group = group_pids(server_pid)
+        assert server_pid in group and len(group) >= 2  # the API server and its engine child, alive
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while alive(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive(group) == set(), "the vLLM server outlived agentbench"
