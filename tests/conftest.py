@@ -62,3 +62,25 @@ def results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "results"
     monkeypatch.setenv("AGENTBENCH_RESULTS_DIR", str(folder))
     return folder
+
+
+def _why_no_gpu() -> str | None:
+    """Why GPU tests cannot run here (None: an NVIDIA GPU and vLLM are both present)."""
+    import importlib.util
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        return "no NVIDIA GPU (nvidia-smi not found)"
+    if importlib.util.find_spec("vllm") is None:
+        return "vLLM is not installed"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped, not failed, without a GPU and vLLM (``pytest -m gpu`` on one)."""
+    reason = _why_no_gpu()
+    if reason is None:
+        return
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))

@@ -142,7 +142,7 @@ def serve_command(
                              enforce_eager=enforce_eager, sleep_mode=sleep_mode, extra_args=tuple(vllm_arg or ()))
     from agentbench.serving.server import VLLMServer
 
-    server = VLLMServer(spec, options, log_path=log, health_timeout_s=health_timeout,
+    server = VLLMServer(spec, options, log_path=log, health_timeout_s=health_timeout, die_with_parent=not detach,
                         on_phase=lambda line: err.print(f"[dim]{spec.key}:[/dim] {line}", highlight=False))
     try:
         summary = asyncio.run(_serve(server, detach, once))

@@ -172,8 +172,10 @@ class VLLMServer:
     def __init__(self, spec: ModelSpec, options: LaunchOptions | None = None, *, log_path: Path | None = None,
                  log_dir: Path | None = None, health_timeout_s: float = 900.0, stop_grace_s: float = 30.0,
                  memory_timeout_s: float = 60.0, memory_tolerance_gib: float = 0.5, gpu_index: int = 0,
-                 on_phase: Callable[[str], None] | None = None) -> None:
+                 on_phase: Callable[[str], None] | None = None, die_with_parent: bool = True) -> None:
         self.spec = spec
+        # False only for `agentbench serve --detach`, whose server must outlive the command that started it.
+        self.die_with_parent = die_with_parent
         self.options = options or LaunchOptions()
         safe = re.sub(r"[^A-Za-z0-9._@-]", "_", spec.key)
         self.log_path = log_path or (log_dir or Path("agentbench-servers")) / f"{safe}.log"
@@ -263,7 +265,8 @@ class VLLMServer:
             log.flush()
             # Popen runs in the event loop's thread, which lives as long as the run: PDEATHSIG fires on the
             # death of the spawning thread, so it must not be a short-lived worker thread.
-            self._proc = subprocess.Popen(guarded_argv(self.plan.argv), stdin=subprocess.DEVNULL, stdout=log,
+            argv = guarded_argv(self.plan.argv) if self.die_with_parent else self.plan.argv
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, env={**os.environ, **self.plan.env},
                                           start_new_session=True)
         self._pid = self._proc.pid

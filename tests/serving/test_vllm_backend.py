@@ -122,3 +122,30 @@ def test_serve_once_reports_figures_and_a_clean_stop(capsys, tmp_path: Path) -> 
 def test_serve_rejects_a_non_vllm_entry(capsys) -> None:
     code, _, err = cli(capsys, "serve", "reference")
     assert code == 1 and "vllm entries only" in err
+
+
+def test_serve_detach_leaves_the_server_running_after_the_command_exits(tmp_path: Path) -> None:
+    """The parent-death guard must not apply to --detach: the server outlives `agentbench serve`."""
+    import os
+    import signal
+    import subprocess
+    import urllib.request
+
+    from agentbench.childproc import python_module_argv
+    from agentbench.serving.server import group_pids
+
+    models = models_file(tmp_path / "models.yaml", "toy")
+    done = subprocess.run(
+        [*python_module_argv("agentbench"), "serve", "toy", "--models-file", str(models), "--vllm-command", command(),
+         "--port", "0", "--max-model-len", "4096", "--detach", "--json", "--log", str(tmp_path / "s.log")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    pids = group_pids(summary["pid"])
+    try:
+        time.sleep(1.0)  # a guarded server would be gone by now (SIGTERM on the parent's exit)
+        assert summary["pid"] in alive(pids)
+        with urllib.request.urlopen(summary["base_url"].removesuffix("/v1") + "/health", timeout=10) as reply:
+            assert reply.status == 200
+    finally:
+        os.killpg(summary["pid"], signal.SIGKILL)
