@@ -101,6 +101,8 @@ def test_switch_sleep_wake_versus_cold_restart(tmp_path: Path) -> None:
         finally:
             await sleepy.close()
         _save(out, "switch-summary.json", result)  # kept even if the restart below fails
+        if os.environ.get("AGENTBENCH_GPU_SKIP_RESTART"):  # short of device time: the cold starts above suffice
+            return
         # A cold restart: the previous servers stopped (group gone, memory back to the baseline), then a
         # fresh start of the next model alone (its torch.compile cache is warm by now).
         stops = [s["stop"] for s in sleepy.to_dict()["servers"] if "stop" in s]
@@ -118,6 +120,7 @@ def test_switch_sleep_wake_versus_cold_restart(tmp_path: Path) -> None:
     asyncio.run(run())
     _save(out, "switch-summary.json", result)
     print(json.dumps(result, indent=2, default=str))
-    assert all(s["group_exited"] and s["memory_released"] is True for s in result["restart"]["stops"])
+    if "restart" in result:
+        assert all(s["group_exited"] and s["memory_released"] is True for s in result["restart"]["stops"])
     assert max(result["sleep"]["agentbench_switch_s"]) < 10  # warm switches take about a second on an H200
     assert result["sleep"]["ratio_median"] <= 1.2  # agentbench's checks add little to vLLM's own sleep + wake
