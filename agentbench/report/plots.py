@@ -45,15 +45,7 @@ def load_plot(points: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     right.plot(conc, [p["metrics"]["tpot_ms"]["mean"] for p in rows], marker="s", label="mean TPOT")
     right.set(xscale="log", yscale="log", xlabel="concurrency", ylabel="ms", title="latency")
     right.legend()
-    for ax in (left, right):
-        ax.set_xticks(conc, [str(c) for c in conc])
-        ax.grid(True, alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, (left, right), (conc, [str(c) for c in conc]), title, path)
 
 
 def context_plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
@@ -72,8 +64,15 @@ def context_plot(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path
     left.set(xscale="log", xlabel="context length (tokens)", ylabel="peak GPU memory (GB)", title="memory")
     right.plot(lengths, [r["mean_ttft_ms"] for r in rows], marker="o")
     right.set(xscale="log", xlabel="context length (tokens)", ylabel="mean TTFT (ms)", title="time to first token")
-    for ax in (left, right):
-        ax.set_xticks(lengths, [f"{n // 1024}K" if n >= 1024 else str(n) for n in lengths])
+    ticks = (lengths, [f"{n // 1024}K" if n >= 1024 else str(n) for n in lengths])
+    return _save(plt, fig, (left, right), ticks, title, path)
+
+
+def _save(plt: Any, fig: Any, axes: Sequence[Any], ticks: tuple[list[int], list[str]], title: str,
+          path: Path) -> Path:
+    """Label the shared x ticks, add a grid and the title, write the PNG and free the figure."""
+    for ax in axes:
+        ax.set_xticks(*ticks)
         ax.grid(True, alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()

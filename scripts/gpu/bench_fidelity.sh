@@ -25,21 +25,8 @@ export AGENTBENCH_RESULTS_DIR="$W/results"
 VLLM_PY=(env PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 python3)
 AB=(python3 -m agentbench)
 
-step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log, record; never abort the script
-  local name=$1 limit=$2; shift 2
-  local left=$((BUDGET_S - SECONDS))
-  if (( left < 20 )); then
-    echo "{\"step\": \"$name\", \"skipped\": \"budget spent at ${SECONDS}s\"}" | tee -a "$W/steps.jsonl"; return 1
-  fi
-  (( limit > left )) && limit=$left
-  echo "== $name (limit ${limit}s, at ${SECONDS}s)"
-  local t0=$SECONDS
-  timeout --kill-after=15 "$limit" "$@" > "$W/$name.log" 2>&1
-  local rc=$?
-  echo "{\"step\": \"$name\", \"rc\": $rc, \"seconds\": $((SECONDS - t0))}" | tee -a "$W/steps.jsonl"
-  tail -n 4 "$W/$name.log"
-  return $rc
-}
+STEP_DIR="$W" STEP_MIN_LEFT_S=20
+source "$(dirname "$0")/steps.sh"
 
 pack() {  # the one archive, whatever happened (the synthetic model folder is left out: it is regenerated)
   tar czf "$OUT/bench.tgz" -C "$OUT" --exclude='bench/servers/synthetic-*' bench && echo "packed $OUT/bench.tgz"

@@ -26,21 +26,8 @@ STEP_S=${STEP_S:-170}      # one step's limit: server start, 8 scenarios, stop a
 export AGENTBENCH_VLLM_ENV=${AGENTBENCH_VLLM_ENV:-"PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0"}
 export AGENTBENCH_RESULTS_DIR="$OUT/results"
 
-step() {  # step NAME TIMEOUT_S COMMAND...: run, log, record; never abort the script
-  local name=$1 limit=$2; shift 2
-  local left=$((BUDGET_S - SECONDS))
-  if (( left < 40 )); then
-    echo "{\"step\": \"$name\", \"skipped\": \"budget spent ($SECONDS s)\"}" | tee -a "$OUT/steps.jsonl"; return 0
-  fi
-  (( limit > left )) && limit=$left
-  echo "== $name (limit ${limit}s, at ${SECONDS}s)"
-  local t0=$SECONDS
-  timeout --kill-after=20 "$limit" "$@" > "$OUT/$name.log" 2>&1
-  local rc=$?
-  echo "{\"step\": \"$name\", \"rc\": $rc, \"seconds\": $((SECONDS - t0))}" | tee -a "$OUT/steps.jsonl"
-  tail -n 8 "$OUT/$name.log"
-  return 0
-}
+STEP_DIR="$OUT" STEP_MIN_LEFT_S=40
+source "$(dirname "$0")/steps.sh"
 
 # Model-written code runs in bubblewrap; on a lent machine without working user namespaces, run it unsandboxed
 # (the code is the scenarios' own gold solutions, and the machine is discarded after the session).

@@ -14,21 +14,8 @@ BUDGET_S=${BUDGET_S:-470}  # stop starting new steps past this (the whole run mu
 export AGENTBENCH_VLLM_ENV=${AGENTBENCH_VLLM_ENV:-"PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0"}
 export AGENTBENCH_GPU_OUT="$OUT" AGENTBENCH_RESULTS_DIR="$OUT/results"
 
-step() {  # step NAME TIMEOUT_S COMMAND...: run, log, record; never abort the script
-  local name=$1 limit=$2; shift 2
-  local left=$((BUDGET_S - SECONDS))
-  if (( left < 30 )); then
-    echo "{\"step\": \"$name\", \"skipped\": \"budget spent ($SECONDS s)\"}" >> "$OUT/steps.jsonl"; return 0
-  fi
-  (( limit > left )) && limit=$left
-  echo "== $name (limit ${limit}s, at ${SECONDS}s)"
-  local t0=$SECONDS
-  timeout --kill-after=20 "$limit" "$@" > "$OUT/$name.log" 2>&1
-  local rc=$?
-  echo "{\"step\": \"$name\", \"rc\": $rc, \"seconds\": $((SECONDS - t0))}" | tee -a "$OUT/steps.jsonl"
-  tail -n 5 "$OUT/$name.log"
-  return 0
-}
+STEP_DIR="$OUT" STEP_MIN_LEFT_S=30
+source "$(dirname "$0")/steps.sh"
 
 step install 120 bash scripts/gpu/install-on-gpu.sh .gpu/deps
 step nvidia-smi-before 20 nvidia-smi
