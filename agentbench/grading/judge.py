@@ -20,7 +20,8 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,8 +226,12 @@ class JudgeCache:
             db.execute("CREATE TABLE IF NOT EXISTS judge_cache (key TEXT PRIMARY KEY, judge TEXT NOT NULL, "
                        "created REAL NOT NULL, replies TEXT NOT NULL)")
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection that commits on success and is always closed (a plain ``with connect()``
+        commits but leaves the connection, and its file handle, open)."""
+        with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            yield db
 
     def get(self, key: str) -> list[str] | None:
         """The judge's raw replies stored under ``key`` (None when not cached)."""
@@ -314,8 +319,8 @@ async def _replies(settings: JudgeSettings, rubric: JudgeRubric, task: str, tran
     replies = [await _ask(settings, messages)]
     if parse_judgement(replies[0], rubric) is None:
         replies.append(await _ask(settings, [*messages, *_stricter(rubric, replies[0])]))
-    if cache is not None:
-        cache.put(key, settings.model, replies)
+    if cache is not None and parse_judgement(replies[-1], rubric) is not None:
+        cache.put(key, settings.model, replies)  # an unreadable judgement is asked again next time
     return replies, False
 
 

@@ -216,3 +216,38 @@ def test_a_judge_without_an_endpoint_is_a_clear_error(write_scenario: Callable[[
     code = main(["run", "--scenarios", "tip_calculation", "--models", "reference", "--judge", "reference",
                  "--results-dir", str(tmp_path)])
     assert code == 1 and "a judge must be served over HTTP" in capsys.readouterr().err
+
+
+def test_the_cache_closes_every_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    opened: list[sqlite3.Connection] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(real_connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    cache = JudgeCache(tmp_path / CACHE_FILE)
+    cache.put("k", "judge", ["reply"])
+    assert cache.get("k") == ["reply"] and cache.get("other") is None
+    assert len(opened) == 4
+    for connection in opened:  # a closed connection refuses work; an open one would answer
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            connection.execute("SELECT 1")
+
+
+def test_unreadable_replies_are_not_cached(write_scenario: Callable[[str, str], Path], tmp_path: Path) -> None:
+    scenario = _scenario(write_scenario)
+    cache = tmp_path / CACHE_FILE
+    unreadable = [Reply(content="no idea"), Reply(content="still no idea")] * 2
+    later = [Reply(content='{"score": 5, "reason": "warm"}'), Reply(content="Verdict: pass")]
+    with OpenAITestServer(scripted_responder(unreadable + later)) as server:
+        first = _run(scenario, _options(server.base_url, cache))
+        again = _run(scenario, _options(server.base_url, cache))
+        asked = len(server.requests)
+    assert {g.detail["status"] for g in _judge_grades(first).values() if g.detail} == {"unparseable"}
+    assert asked == 6  # the second run asked again instead of reusing the unreadable replies
+    assert {g.detail["status"] for g in _judge_grades(again).values() if g.detail} == {"judged"}
+    assert [g.detail["cached"] for g in _judge_grades(again).values() if g.detail] == [False, False]
