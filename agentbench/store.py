@@ -54,6 +54,8 @@ class RunPlan(BaseModel):
     models: list[str]
     model_specs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     scenario_ids: list[str]
+    # sha256 of each scenario's content at run time (agentbench.grading.drift); None: an older run
+    scenario_hashes: dict[str, str] | None = None
     repeats: int = Field(default=1, ge=1)
     concurrency: int = Field(default=4, ge=1)
     workers: int = Field(default=1, ge=1)

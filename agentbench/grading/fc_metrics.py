@@ -11,6 +11,10 @@ definitions, and exactly how calls are matched to expectations, are in docs/metr
   first on full matches (tool and every listed argument), then on the tool name alone among the
   calls left; ``subset`` expectations are an allow-list, so their calls are not required;
 * a turn with ``expect.no_tool_calls`` counts as one expected abstention.
+
+Because the expectations are today's, :func:`fc_summary` also compares the run's stored scenario
+hashes with the library (:mod:`agentbench.grading.drift`): a scenario changed since the run is
+flagged and counted in ``FCSummary.drift``, never silently regraded.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from agentbench.errors import AgentbenchError
+from agentbench.grading.drift import ScenarioDrift, scenario_drift
 from agentbench.grading.matchers import Call, match_call, max_matching
 from agentbench.report.stats import wilson_interval
 from agentbench.runner.records import ScenarioResult, ToolCallRecord
@@ -196,22 +201,26 @@ def fc_counts(result: ScenarioResult, scenario: Scenario | None) -> FCCounts:
 
 @dataclass
 class FCSummary:
-    """Function-calling counts per model and per (model, category)."""
+    """Function-calling counts per model and per (model, category), and which scenarios differ
+    from the ones the run used (``drift``)."""
 
     models: list[str]
     categories: list[str]
     overall: dict[str, FCCounts] = field(default_factory=dict)
     by_category: dict[tuple[str, str], FCCounts] = field(default_factory=dict)
+    drift: ScenarioDrift = field(default_factory=lambda: ScenarioDrift({}, {}, {}))
 
     def as_json(self, model: str) -> dict[str, Any]:
-        """One model's counts and rates, overall and by category."""
+        """One model's counts and rates, overall and by category, and the scenario differences."""
         by_category = {c: s.as_json() for (m, c), s in self.by_category.items() if m == model}
-        return {**self.overall[model].as_json(), "by_category": by_category}
+        return {**self.overall[model].as_json(), "by_category": by_category, "scenario_drift": self.drift.as_json()}
 
 
 def fc_summary(results: Iterable[ScenarioResult], scenarios: Mapping[str, Scenario],
-               model_order: Sequence[str] = ()) -> FCSummary:
-    """Add up :func:`fc_counts` per model and per (model, category)."""
+               model_order: Sequence[str] = (), scenario_hashes: Mapping[str, str] | None = None) -> FCSummary:
+    """Add up :func:`fc_counts` per model and per (model, category). ``scenario_hashes`` are the
+    run's (``RunPlan.scenario_hashes``; None when it stored none, so every scenario is "unknown")."""
+    results = list(results)
     overall: dict[str, FCCounts] = {}
     by_category: dict[tuple[str, str], FCCounts] = {}
     for result in results:
@@ -219,7 +228,8 @@ def fc_summary(results: Iterable[ScenarioResult], scenarios: Mapping[str, Scenar
         overall.setdefault(result.model, FCCounts()).add(counts)
         by_category.setdefault((result.model, result.category), FCCounts()).add(counts)
     models = [m for m in model_order if m in overall] + sorted(set(overall) - set(model_order))
-    return FCSummary(models, sorted({c for _, c in by_category}), overall, by_category)
+    return FCSummary(models, sorted({c for _, c in by_category}), overall, by_category,
+                     scenario_drift(results, scenarios, scenario_hashes))
 
 
 def library_scenarios(dirs: Sequence[str | Path] = ()) -> dict[str, Scenario]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from agentbench import __version__
 from agentbench.errors import EndpointError
+from agentbench.grading.drift import scenario_hash
 from agentbench.models.backends import Backend, make_backend
 from agentbench.models.registry import ModelSpec
 from agentbench.runner.execute import failed_result, run_scenario
@@ -19,7 +20,8 @@ from agentbench.runner.workers import auto_workers, run_in_workers
 from agentbench.scenario.loader import ScenarioLibrary
 from agentbench.scenario.schema import Scenario
 from agentbench.store import ResultStore, RunPlan, new_run_id, now_iso
-from agentbench.telemetry.hook import RunTelemetry
+from agentbench.telemetry.hook import RunTelemetry, safe_attach
+from agentbench.telemetry.sampler import TelemetrySampler
 
 OnResult = Callable[[ScenarioResult], None]
 
@@ -32,7 +34,8 @@ def make_plan(models: Sequence[ModelSpec], scenarios: Sequence[Scenario], *, rep
     return RunPlan(
         run_id=run_id or new_run_id(), created_at=now_iso(), models=[m.key for m in models],
         model_specs={m.key: m.model_dump(exclude_none=True) for m in models},
-        scenario_ids=[s.id for s in scenarios], repeats=repeats, concurrency=concurrency,
+        scenario_ids=[s.id for s in scenarios], scenario_hashes={s.id: scenario_hash(s) for s in scenarios},
+        repeats=repeats, concurrency=concurrency,
         workers=workers or auto_workers(concurrency),
         selection=selection, scenarios_dirs=list(scenarios_dirs), models_file=models_file,
         tool_options=dict(tool_options or {}), agentbench_version=__version__,
@@ -59,8 +62,10 @@ async def _start(backend: Backend, plan: RunPlan, key: str, todo: list[tuple[str
 
 
 async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], library: ScenarioLibrary,
-                     store: ResultStore, on_result: OnResult | None) -> list[ScenarioResult]:
-    """One model's share of a run: start its backend, run its scenarios concurrently, stop it."""
+                     store: ResultStore, on_result: OnResult | None,
+                     sampler: TelemetrySampler | None = None) -> list[ScenarioResult]:
+    """One model's share of a run: start its backend, run its scenarios concurrently, stop it.
+    Telemetry is set up once the backend has started (the server's address is known then)."""
     backend = make_backend(ModelSpec.model_validate(plan.model_specs[key]))
     if plan.workers > 1 and len(todo) > 1:
         if (unstarted := await _start(backend, plan, key, todo, library, store, on_result)) is not None:
@@ -68,14 +73,14 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
         try:
             workers = min(plan.workers, len(todo))
             # one sampler in this (parent) process; each worker result gets its window's slice
-            with RunTelemetry(ModelSpec.model_validate(plan.model_specs[key])) as telemetry:
+            with RunTelemetry.for_backend(backend, sampler=sampler) as parent_telemetry:
                 return await run_in_workers(plan, backend.worker_spec(), todo, workers, library, store,
-                                            on_result or (lambda _: None), attach=telemetry.attach)
+                                            on_result or (lambda _: None), attach=parent_telemetry.attach)
         finally:
             await backend.stop()
     gate = asyncio.Semaphore(plan.concurrency)
     fresh: list[ScenarioResult] = []
-    telemetry = RunTelemetry(ModelSpec.model_validate(plan.model_specs[key]))
+    telemetry: RunTelemetry | None = None
 
     async def one(scenario_id: str, repeat: int) -> None:
         scenario = library.get(scenario_id)
@@ -84,7 +89,8 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
                 t0 = time.perf_counter()
                 result = await run_scenario(scenario, backend, run_id=plan.run_id, repeat=repeat,
                                             tool_options=plan.tool_options)
-                telemetry.attach(result, t0, time.perf_counter())  # the GPU over this scenario's window
+                if telemetry is not None:  # the GPU over this scenario's window; never raises
+                    safe_attach(telemetry.attach, result, t0, time.perf_counter())
         except Exception:  # run_scenario records failures itself; this is the last line of defence
             result = failed_result(scenario, key, plan.run_id, repeat, traceback.format_exc(limit=20))
         store.append(result)  # before anything else can fail: a graded result is never lost
@@ -95,7 +101,7 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
     if (unstarted := await _start(backend, plan, key, todo, library, store, on_result)) is not None:
         return unstarted
     try:
-        with telemetry:
+        with RunTelemetry.for_backend(backend, sampler=sampler) as telemetry:
             await asyncio.gather(*(one(s, r) for s, r in todo))
     finally:
         await backend.stop()
@@ -104,15 +110,18 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
 
 async def execute_plan(plan: RunPlan, library: ScenarioLibrary, store: ResultStore,
                        on_result: OnResult | None = None,
-                       done: set[tuple[str, str, int]] | None = None) -> list[ScenarioResult]:
+                       done: set[tuple[str, str, int]] | None = None,
+                       sampler: TelemetrySampler | None = None) -> list[ScenarioResult]:
     """Run everything in ``plan`` that the store does not hold yet; return the new results.
 
-    ``done`` is what ``store.recover(plan.run_id)`` returned, when the caller already ran it."""
+    ``done`` is what ``store.recover(plan.run_id)`` returned, when the caller already ran it.
+    ``sampler``: a running telemetry sampler to take the scenarios' windows from (the agent bench's,
+    so the GPU is sampled once); by default each model gets its own."""
     done = store.recover(plan.run_id) if done is None else done
     fresh: list[ScenarioResult] = []
     for key in plan.models:
         todo = [(s, r) for (m, s, r) in plan.work_items() if m == key and (m, s, r) not in done]
         if todo:
-            fresh += await _run_model(plan, key, todo, library, store, on_result)
+            fresh += await _run_model(plan, key, todo, library, store, on_result, sampler)
     store.finish_run(plan.run_id, "completed")
     return fresh
