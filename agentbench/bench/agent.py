@@ -74,7 +74,7 @@ async def agent_bench(spec: ModelSpec, scenarios: Sequence[Scenario], library: S
     metrics_url = spec.base_url if spec.backend in ("vllm", "openai") and spec.base_url else None
     with TelemetrySampler(interval_s=telemetry_interval_s, metrics_url=metrics_url) as sampler:
         t0 = time.perf_counter()
-        await execute_plan(plan, library, store)
+        await execute_plan(plan, library, store, sampler=sampler)  # one sampler: the scenarios' windows too
         t1 = time.perf_counter()
     results = list(store.results(plan.run_id))
     agent = agent_metrics(results, t1 - t0)
@@ -84,7 +84,7 @@ async def agent_bench(spec: ModelSpec, scenarios: Sequence[Scenario], library: S
                    "scenarios": [s.id for s in scenarios], "selection": plan.selection},
         "agent": agent,
         "telemetry": sampler.record(t0, t1 + sampler.interval_s, output_tokens=agent["output_tokens"],
-                                    keep_samples=True),
+                                    keep_samples=True),  # the suite's one window: joules per token hold
         "gpu_available": sampler.gpu_available, "telemetry_reason": sampler.reason,
     }
 

@@ -24,6 +24,7 @@ from agentbench.runner.execute import failed_result
 from agentbench.runner.records import ScenarioResult
 from agentbench.scenario.loader import ScenarioLibrary
 from agentbench.store import ResultStore, RunPlan
+from agentbench.telemetry.hook import safe_attach
 
 _LINE_LIMIT = 2**28  # one ScenarioResult per line; long transcripts are long lines
 
@@ -52,7 +53,8 @@ class _Dispatch:
         if self.attach is not None and window is not None:
             # Telemetry is sampled once, here in the parent; each result gets the slice of its window
             # (item handed out -> result back, perf_counter in this process), so its line changes.
-            self.attach(result, *window)
+            # A telemetry error is recorded in the result, never raised: the graded result is kept.
+            safe_attach(self.attach, result, *window)
             line = None
         self.store.append(result, line)  # the parent is the only writer
         self.fresh.append(result)

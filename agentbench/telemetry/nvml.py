@@ -81,13 +81,18 @@ class GpuDevice:
             return "unknown"
         return name.decode() if isinstance(name, bytes) else str(name)
 
-    def memory(self) -> tuple[int, int] | None:
-        """``(used, total)`` bytes of device memory."""
+    def query(self, function: str, *args: Any) -> Any:
+        """``pynvml.<function>(handle, *args)``, or ``None`` when NVML fails (one counter unsupported on
+        this GPU must not lose the others). Every NVML reading of a device goes through here."""
         try:
-            info = self._nvml.nvmlDeviceGetMemoryInfo(self.handle)
+            return getattr(self._nvml, function)(self.handle, *args)
         except Exception:
             return None
-        return int(info.used), int(info.total)
+
+    def memory(self) -> tuple[int, int] | None:
+        """``(used, total)`` bytes of device memory."""
+        info = self.query("nvmlDeviceGetMemoryInfo")
+        return None if info is None else (int(info.used), int(info.total))
 
     def memory_used(self) -> int | None:
         """Bytes of device memory in use (all processes, plus the driver's reservation)."""
@@ -96,9 +101,8 @@ class GpuDevice:
 
     def process_memory(self) -> dict[int, int] | None:
         """Bytes used per process id by compute processes (0 when the driver does not say)."""
-        try:
-            procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
-        except Exception:
+        procs = self.query("nvmlDeviceGetComputeRunningProcesses")
+        if procs is None:
             return None
         # usedGpuMemory is None when the driver withholds it (e.g. in some containers).
         return {int(p.pid): int(p.usedGpuMemory or 0) for p in procs}

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agentbench.telemetry.nvml import nvml_module, nvml_status
+from agentbench.telemetry.nvml import GpuDevice, nvml_module, nvml_status
 from agentbench.telemetry.prometheus import scrape_vllm
 
 __all__ = ["NvmlReader", "TelemetrySampler", "open_nvml", "summarize"]
@@ -26,50 +26,49 @@ MIB = 1024 * 1024
 
 
 class NvmlReader:
-    """Reads one snapshot of every selected GPU through ``pynvml`` (already initialised)."""
+    """Reads one snapshot of every selected GPU through ``pynvml`` (already initialised).
+
+    Every reading goes through :class:`agentbench.telemetry.nvml.GpuDevice` (the one NVML reader the
+    server's memory checks use too); only the GPM samples, which need state between readings, live here.
+    :meth:`read` is serialised by a lock: two readers at once would free the same GPM sample twice.
+    """
 
     def __init__(self, nvml: Any, indices: Sequence[int]) -> None:
         self.nvml = nvml
-        self.handles = [(i, nvml.nvmlDeviceGetHandleByIndex(i)) for i in indices]
+        self.devices = [GpuDevice(nvml, nvml.nvmlDeviceGetHandleByIndex(i), i) for i in indices]
+        self._lock = threading.Lock()
         self._gpm: dict[int, Any] = {}
-        for i, handle in self.handles:
+        for device in self.devices:
             try:
-                if nvml.nvmlGpmQueryDeviceSupport(handle).isSupportedDevice:
-                    self._gpm[i] = nvml.nvmlGpmSampleGet(handle, nvml.nvmlGpmSampleAlloc())
+                if nvml.nvmlGpmQueryDeviceSupport(device.handle).isSupportedDevice:
+                    self._gpm[device.index] = nvml.nvmlGpmSampleGet(device.handle, nvml.nvmlGpmSampleAlloc())
             except Exception:  # GPM is Hopper+ and needs a recent driver: optional
                 continue
 
-    @staticmethod
-    def _try(fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception:  # one counter unsupported on this GPU must not lose the others
-            return None
-
     def read(self) -> list[dict[str, Any]]:
         """One entry per GPU (see the module docstring)."""
-        nv = self.nvml
-        out = []
-        for i, h in self.handles:
-            mem = self._try(nv.nvmlDeviceGetMemoryInfo, h)
-            procs = self._try(nv.nvmlDeviceGetComputeRunningProcesses, h) or []
-            power = self._try(nv.nvmlDeviceGetPowerUsage, h)
-            energy = self._try(nv.nvmlDeviceGetTotalEnergyConsumption, h)
-            entry: dict[str, Any] = {
-                "index": i,
-                "memory_used_mib": mem.used / MIB if mem is not None else None,
-                "memory_total_mib": mem.total / MIB if mem is not None else None,
-                "processes": {str(p.pid): (p.usedGpuMemory or 0) / MIB for p in procs},
-                "util_pct": getattr(self._try(nv.nvmlDeviceGetUtilizationRates, h), "gpu", None),
-                "power_w": power / 1000 if power is not None else None,
-                "energy_j": energy / 1000 if energy is not None else None,
-                "sm_clock_mhz": self._try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
-                "throttle_reasons": self._try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, h),
-            }
-            if i in self._gpm:
-                entry.update(self._gpm_read(i, h))
-            out.append(entry)
-        return out
+        with self._lock:
+            return [self._read_one(device) for device in self.devices]
+
+    def _read_one(self, device: GpuDevice) -> dict[str, Any]:
+        mem = device.memory()
+        procs = device.process_memory() or {}
+        power = device.query("nvmlDeviceGetPowerUsage")
+        energy = device.query("nvmlDeviceGetTotalEnergyConsumption")
+        entry: dict[str, Any] = {
+            "index": device.index,
+            "memory_used_mib": mem[0] / MIB if mem is not None else None,
+            "memory_total_mib": mem[1] / MIB if mem is not None else None,
+            "processes": {str(pid): used / MIB for pid, used in procs.items()},
+            "util_pct": getattr(device.query("nvmlDeviceGetUtilizationRates"), "gpu", None),
+            "power_w": power / 1000 if power is not None else None,
+            "energy_j": energy / 1000 if energy is not None else None,
+            "sm_clock_mhz": device.query("nvmlDeviceGetClockInfo", self.nvml.NVML_CLOCK_SM),
+            "throttle_reasons": device.query("nvmlDeviceGetCurrentClocksThrottleReasons"),
+        }
+        if device.index in self._gpm:
+            entry.update(self._gpm_read(device.index, device.handle))
+        return entry
 
     def _gpm_read(self, i: int, handle: Any) -> dict[str, Any]:
         nv = self.nvml

@@ -3,19 +3,23 @@ stored results shown with --show and written as a report with plots; the seed's 
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 from pathlib import Path
 
 import pytest
 
-from agentbench.bench.agent import agent_metrics
+import agentbench.telemetry.sampler as sampler_mod
+from agentbench.bench.agent import agent_bench, agent_metrics
 from agentbench.bench.criteria import perf_criteria
 from agentbench.bench.report import write_bench_report
 from agentbench.bench.results import list_bench_results, save_bench_result
 from agentbench.cli.app import main
+from agentbench.models.registry import load_registry
 from agentbench.runner.records import ModelCallRecord, ScenarioResult
 from agentbench.scenario.loader import ScenarioLibrary
+from agentbench.store import ResultStore
 from agentbench.testing import OpenAITestServer, reference_responder
 
 SCENARIOS = "api_weather_forecast_compare,api_tickets_triage"  # in-process tools only: no sandbox timing
@@ -117,3 +121,29 @@ def test_show_prints_a_stored_result_and_names_unknown_ids(tmp_path: Path, capsy
     assert "1300.0" in capsys.readouterr().out
     assert main(["bench", "--show", "nope", "--results-dir", str(tmp_path)]) == 2
     assert "no bench result 'nope'" in " ".join(capsys.readouterr().err.replace("│", " ").split())
+
+
+class _Reader:
+    """Stands in for NvmlReader (no GPU here): its documented per-GPU shape."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def read(self) -> list[dict]:
+        self.n += 1
+        return [{"index": 0, "memory_used_mib": 1000.0 + self.n, "power_w": 300.0, "energy_j": 5.0 * self.n}]
+
+
+def test_agent_bench_samples_the_gpu_once_for_the_suite_and_its_scenarios(library: ScenarioLibrary,
+                                                                          tmp_path: Path, monkeypatch) -> None:
+    """The scenario windows come from the agent bench's own sampler, not a second one (review 19)."""
+    readers: list[_Reader] = []
+    monkeypatch.setattr(sampler_mod, "open_nvml", lambda gpus=None: (readers.append(_Reader()) or readers[-1], ""))
+    scenarios = [library.get(s) for s in SCENARIOS.split(",")]
+    record = asyncio.run(agent_bench(load_registry()["reference"], scenarios, library, results_root=tmp_path,
+                                     concurrency=2, telemetry_interval_s=0.01))
+    assert len(readers) == 1
+    assert record["telemetry"]["available"] is True and record["telemetry"]["summary"]["samples"] >= 1
+    results = list(ResultStore(tmp_path).results(record["run_id"]))
+    assert len(results) == 2
+    assert all(r.telemetry and r.telemetry["available"] and r.telemetry["summary"]["samples"] >= 1 for r in results)
