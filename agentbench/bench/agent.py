@@ -103,7 +103,7 @@ def agent_table(record: dict[str, Any]) -> Table:
     summary = (record.get("telemetry") or {}).get("summary") or {}
     table = Table("Agent workload (scenario suite through the runner; ms)",
                   ["conc.", "runs ok/all", "runs/min", "calls/s", "out tok/s", "run p50", "run p90", "run p99",
-                   "call p50", "call p99", "TTFT p50", "peak GB", "J/tok"])
+                   "call p50", "call p99", "TTFT p50", "device GB", "J/tok"])
     rate = a.get("output_tokens_per_s")
     table.rows.append([
         str(cfg.get("concurrency", "-")), f"{a['passed']}/{a['scenario_runs']}", f"{a['scenario_runs_per_min']:.1f}",

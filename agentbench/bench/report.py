@@ -25,7 +25,7 @@ def load_table(points: list[dict[str, Any]]) -> Table:
     """The load sweep as a table (one row per point)."""
     table = Table("Load sweep (vllm bench serve definitions; ms)",
                   ["conc.", "rate", "ok/fail", "req/s", "out tok/s", "goodput", "TTFT mean", "TTFT p99",
-                   "TPOT mean", "TPOT p99", "ITL mean", "E2EL p99", "peak GB", "J/tok"])
+                   "TPOT mean", "TPOT p99", "ITL mean", "E2EL p99", "device GB", "J/tok"])
     for p in points:
         m = p["metrics"]
         tel = (p.get("telemetry") or {}).get("summary", {})
@@ -44,7 +44,7 @@ def load_table(points: list[dict[str, Any]]) -> Table:
 
 def context_table(rows: list[dict[str, Any]]) -> Table:
     """Memory vs context length as a table."""
-    table = Table("Memory vs context length", ["context", "TTFT ms", "TPOT ms", "peak GB", "peak KV %", "failed"])
+    table = Table("Memory vs context length", ["context", "TTFT ms", "TPOT ms", "device GB", "peak KV %", "failed"])
     for r in rows:
         kv = r.get("peak_kv_cache_usage")
         table.rows.append([str(r["context_len"]), f"{r['mean_ttft_ms']:.1f}", f"{r['mean_tpot_ms']:.2f}",
@@ -77,12 +77,14 @@ def _num(value: Any, fmt: str) -> str:
 
 def perf_table(results_root: Path, models: Sequence[str]) -> Table:
     """The seed's performance criteria per model, from the stored bench results."""
-    table = Table("Performance criteria (the seed's)", ["model", "criterion", "measured", "verdict"])
+    table = Table("Performance criteria (the seed's)", ["model", "criterion", "measured", "verdict", "measured as"])
     for model in models:
         for c in perf_criteria(results_root, model):
             measured = "-" if c["measured"] is None else f"{c['measured']:.1f} {c['unit']}"
             verdict = "not measured" if c["passed"] is None else "PASS" if c["passed"] else "FAIL"
-            table.rows.append([model, str(c["criterion"]), measured, verdict])
+            table.rows.append([model, str(c["criterion"]), measured, verdict, str(c.get("detail", ""))])
+    table.note = ("model memory = weights + CUDA graphs + peak KV-cache usage x KV-cache size (startup log and "
+                  "/metrics), not the device's memory in use, which vLLM reserves up front")
     return table
 
 

@@ -5,15 +5,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agentbench.store import new_run_id, now_iso
+from agentbench.store import new_run_id
 
 __all__ = ["BENCH_SCHEMA_VERSION", "bench_dir", "list_bench_results", "load_bench_result", "save_bench_result"]
 
 BENCH_SCHEMA_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 def bench_dir(results_root: Path) -> Path:
@@ -26,7 +30,10 @@ def save_bench_result(results_root: Path, result: dict[str, Any]) -> Path:
     atomically; return its path."""
     if "model" not in result or "kind" not in result:
         raise ValueError("a bench result needs 'model' and 'kind'")
-    record = {"schema_version": BENCH_SCHEMA_VERSION, "bench_id": new_run_id(), "created_at": now_iso(), **result}
+    # to the microsecond: results saved within one second (the agent bench's levels) must sort in order,
+    # since "latest" picks what the criteria read
+    created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    record = {"schema_version": BENCH_SCHEMA_VERSION, "bench_id": new_run_id(), "created_at": created, **result}
     folder = bench_dir(results_root)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{record['bench_id']}.json"
@@ -48,10 +55,16 @@ def load_bench_result(path: Path) -> dict[str, Any]:
 
 
 def list_bench_results(results_root: Path, model: str | None = None) -> list[dict[str, Any]]:
-    """Every stored bench result (oldest first), optionally of one model."""
+    """Every stored bench result (oldest first), optionally of one model. A file that cannot be read or
+    is not a bench result is skipped with a warning: one stray file must not hide all the others."""
     folder = bench_dir(results_root)
     if not folder.is_dir():
         return []
-    found = [load_bench_result(p) for p in sorted(folder.glob("*.json"))]
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            found.append(load_bench_result(path))
+        except ValueError as exc:
+            log.warning("skipped: %s", exc)
     found.sort(key=lambda r: r.get("created_at", ""))
     return [r for r in found if model is None or r.get("model") == model]
