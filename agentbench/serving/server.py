@@ -6,7 +6,12 @@ for ``GET /health`` while following the log (phases are reported as they appear)
 exits while starting, or never becomes healthy, raises :class:`ServerStartError` naming the cause
 (from known log signatures), the log's tail and a hint. ``stop`` sends SIGTERM to the group, waits,
 sends SIGKILL after a grace period, waits until EVERY process of the group has exited, and then
-confirms through NVML that the GPU memory went back to what it was before the start.
+confirms through NVML that the GPU memory this server added was given back.
+
+Several servers may share the GPU (sleep mode, an architecture's members), and NVML may list no
+per-process memory (containers, gVisor), so "given back" is judged on the device total: it must fall by
+what this server added at its start (less what sleep mode gave back since), not back to the level
+before the start, which other servers started or stopped since would make wrong.
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ class StopReport:
     exit_code: int | None
     group_exited: bool
     memory_released: bool | None  # None: not checked (no NVML) -- see memory_note
-    memory_release_s: float | None = None  # group gone -> memory back to the baseline
+    memory_release_s: float | None = None  # group gone -> the memory this server held given back
     memory_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +127,19 @@ def group_pids(pgid: int) -> set[int]:
         if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] != "Z":
             pids.add(int(entry.name))
     return pids
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (bound the way vLLM binds it: SO_REUSEADDR, so a
+    port left in TIME_WAIT by a stopped server counts as free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host or "0.0.0.0", port))
+        except OSError:
+            return True
+    return False
 
 
 def _vllm_importable(env: dict[str, str]) -> bool:
@@ -164,8 +182,8 @@ class VLLMServer:
             current directory's ``agentbench-servers``).
         health_timeout_s: how long ``start`` waits for ``/health``.
         stop_grace_s: SIGTERM -> SIGKILL delay.
-        memory_timeout_s / memory_tolerance_gib: how long ``stop`` waits for the GPU memory to
-            come back to the pre-start baseline, and how close counts.
+        memory_timeout_s / memory_tolerance_gib: how long ``stop`` waits for the GPU memory this
+            server added to be given back, and how close counts.
         on_phase: called with each startup phase line (and a heartbeat while nothing happens).
     """
 
@@ -189,7 +207,8 @@ class VLLMServer:
         self.last_stop: StopReport | None = None
         self._log = StartupLog()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._baseline: int | None = None
+        self._baseline: int | None = None  # device memory in use just before the start
+        self._held: int | None = None  # what this server adds to it: measured when healthy, updated by sleep/wake
         self._pids_seen: set[int] = set()
         self._pid: int | None = None  # kept after the stop, for the record
 
@@ -230,6 +249,8 @@ class VLLMServer:
     def describe(self) -> dict[str, Any]:
         """Settings, startup figures and the last stop, for storing with a run."""
         data: dict[str, Any] = {"key": self.spec.key, "log": str(self.log_path), "startup": self.startup.to_dict()}
+        if self._held is not None:
+            data["gpu_memory_held_gib"] = round(self._held / GIB, 2)
         if self.plan is not None:
             data.update(base_url=self.plan.base_url, settings=self.plan.settings)
         if self._pid is not None:
@@ -255,6 +276,12 @@ class VLLMServer:
         port = self.options.port or free_port(self.options.host or "127.0.0.1")
         plan = plan_launch(self.spec, self.options, port=port)
         preflight(plan)  # before writing or spawning anything
+        if self.options.port is not None and port_in_use(self.options.host, port):
+            # Otherwise /health would be answered at once by whatever listens there, while our vLLM exits.
+            raise ServerStartError(f"vLLM server for {self.spec.key!r}: port {port} on {self.options.host or '0.0.0.0'}"
+                                   " is already in use; nothing was started",
+                                   cause="the port is already in use",
+                                   hint="pick another --port, leave it out for a free one, or stop what listens there")
         model = self._model_override()
         self.plan = plan if model is None else plan_launch(self.spec, self.options, port=port, model=model)
         device = open_device(self.gpu_index)
@@ -290,8 +317,14 @@ class VLLMServer:
                 if code is not None:
                     self._follow_log(offset, partial, final=True)
                     raise self._start_failure(f"exited with code {code} while starting")
-                if await self._healthy(client):
+                if await self._healthy(client) and await self._serves_us(client):
                     self._follow_log(offset, partial)
+                    code = self._proc.poll()
+                    if code is not None:  # something answered, but not us: we exited meanwhile
+                        self._follow_log(offset, partial, final=True)
+                        raise self._start_failure(f"exited with code {code} while another process answered on "
+                                                  f"its port")
+                    self._held = self._memory_added()
                     self.startup.ready_s = round(time.monotonic() - started, 2)
                     self.on_phase(f"ready on {self.base_url} after {self.startup.ready_s} s")
                     return
@@ -310,6 +343,35 @@ class VLLMServer:
         except httpx.HTTPError:
             return False  # not listening yet
         return response.status_code == 200
+
+    async def _serves_us(self, client: httpx.AsyncClient) -> bool:
+        """Whether ``/v1/models`` lists our served name (False while it does not answer yet; True when the
+        server has no such route, as a custom ``--vllm-command`` may not); another server answering raises."""
+        assert self.plan is not None
+        try:
+            response = await client.get(f"{self.base_url}/models")
+            names = [str(m.get("id")) for m in response.json().get("data", [])]
+        except httpx.HTTPError:
+            return False
+        except (ValueError, AttributeError, TypeError):  # not an OpenAI model list
+            return response.status_code == 404
+        if response.status_code != 200:
+            return response.status_code == 404
+        if self.plan.served_model_name not in names:
+            raise ServerStartError(
+                f"vLLM server for {self.spec.key!r}: another server answers on port {self.plan.port} (it serves "
+                f"{', '.join(names) or 'no model'}, not {self.plan.served_model_name!r})\n  log: {self.log_path}",
+                cause="another server answers on the port", hint="pick another --port, or stop what listens there",
+                log_tail=self.log_tail(), log_path=self.log_path)
+        return True
+
+    def _memory_added(self) -> int | None:
+        """Device memory in use now less the pre-start level: what this server holds once healthy."""
+        device = open_device(self.gpu_index)
+        used = device.memory_used() if device is not None else None
+        if used is None or self._baseline is None:
+            return None
+        return max(0, used - self._baseline)
 
     def _follow_log(self, offset: int, partial: bytes, final: bool = False) -> tuple[int, bytes]:
         """Parse the log lines written since ``offset``; report phases; keep an unfinished line
@@ -380,19 +442,36 @@ class VLLMServer:
     async def sleep(self, level: int = 1) -> float:
         """Put the server to sleep (level 1: weights to CPU memory, KV cache dropped); seconds taken,
         until ``/is_sleeping`` confirms."""
+        before = self._device_used()
         start = time.perf_counter()
         await self._post("/sleep", {"level": str(level)})
         if not await self.is_sleeping():
             raise ServerError(f"{self.spec.key}: /sleep returned but /is_sleeping says it is awake")
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self._track(before, self._device_used())  # vLLM frees the memory before /sleep answers
+        return seconds
 
     async def wake_up(self) -> float:
         """Wake the server; seconds taken, until ``/is_sleeping`` confirms."""
+        before = self._device_used()
         start = time.perf_counter()
         await self._post("/wake_up")
         if await self.is_sleeping():
             raise ServerError(f"{self.spec.key}: /wake_up returned but /is_sleeping says it still sleeps")
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self._track(before, self._device_used())
+        return seconds
+
+    def _device_used(self) -> int | None:
+        device = open_device(self.gpu_index)
+        return device.memory_used() if device is not None else None
+
+    def _track(self, before: int | None, after: int | None) -> None:
+        """Sleep gives memory back, waking takes it again: keep what this server holds up to date."""
+        if self._held is None or before is None or after is None:
+            self._held = None  # unknown from now on: the stop falls back to the pre-start level
+            return
+        self._held = max(0, self._held + after - before)
 
     # -- stop --------------------------------------------------------------------------------
 
@@ -418,9 +497,11 @@ class VLLMServer:
         self._proc = None
         _live.discard(self)
         pgid = proc.pid
+        alive = bool(group_pids(pgid)) or proc.poll() is None
+        before = self._device_used() if alive else None  # the level the memory this server holds must leave
         start = time.monotonic()
         used = "none"
-        if group_pids(pgid) or proc.poll() is None:
+        if alive:
             used = "SIGTERM"
             _signal_group(pgid, signal.SIGTERM)
             if not _wait_group(proc, pgid, self.stop_grace_s):
@@ -428,26 +509,47 @@ class VLLMServer:
                 _signal_group(pgid, signal.SIGKILL)
         exited = _wait_group(proc, pgid, 30.0)
         stop_s = time.monotonic() - start
-        released, release_s, note = self._confirm_memory_released()
+        released, release_s, note = self._confirm_memory_released(before)
         self.last_stop = StopReport(round(stop_s, 3), used, proc.poll(), exited, released,
                                     None if release_s is None else round(release_s, 3), note)
         return self.last_stop
 
-    def _confirm_memory_released(self) -> tuple[bool | None, float | None, str]:
+    def _release_target(self, before: int | None) -> tuple[int, str] | str:
+        """The device memory level that means "released", with how it was found; or why it cannot be judged.
+
+        ``before``: the level just before the stop (``None``: the server had already exited)."""
+        if before is not None and self._held is not None:
+            return before - self._held, (f"{before / GIB:.2f} GiB before the stop less the {self._held / GIB:.2f} GiB "
+                                         "this server held")
+        others = [s for s in _live if s is not self and s.gpu_index == self.gpu_index]
+        if self._baseline is None:
+            return "not checked: NVML is unavailable"
+        if others:  # the pre-start level is only valid while no other server of ours shares the GPU
+            return (f"not checked: the server's share is unknown (it had exited before the stop, or NVML failed), and "
+                    f"{', '.join(s.spec.key for s in others)} share the GPU")
+        return self._baseline, f"baseline {self._baseline / GIB:.2f} GiB"
+
+    def _confirm_memory_released(self, before: int | None = None) -> tuple[bool | None, float | None, str]:
         device = open_device(self.gpu_index)
-        if device is None or self._baseline is None:
+        if device is None:
             return None, None, "not checked: NVML is unavailable"
-        limit = self._baseline + int(self.memory_tolerance_gib * GIB)
+        target = self._release_target(before)
+        if isinstance(target, str):
+            return None, None, target
+        level, how = target
+        limit = level + int(self.memory_tolerance_gib * GIB)
         start = time.monotonic()
         while True:
+            # Process ids often do not match (containers list host pids; gVisor lists none): the total decides.
             used, procs = device.memory_used(), device.process_memory() or {}
             ours = {pid: n for pid, n in procs.items() if pid in self._pids_seen}
             if used is not None and used <= limit and not ours:
                 return True, time.monotonic() - start, ""
             if time.monotonic() - start > self.memory_timeout_s:
                 gib = "?" if used is None else f"{used / GIB:.2f}"
-                return False, None, (f"GPU memory still {gib} GiB (baseline {self._baseline / GIB:.2f} GiB, "
-                                     f"server processes listed: {sorted(ours)}) after {self.memory_timeout_s:g} s")
+                return False, None, (f"GPU memory still {gib} GiB, expected at most {limit / GIB:.2f} GiB ({how}, "
+                                     f"tolerance {self.memory_tolerance_gib:g} GiB; server processes listed: "
+                                     f"{sorted(ours)}) after {self.memory_timeout_s:g} s")
             time.sleep(0.2)
 
     async def __aenter__(self) -> VLLMServer:

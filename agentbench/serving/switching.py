@@ -10,7 +10,9 @@ settings and startup figures as JSON (a run keeps them in ``runs/<id>/serving.js
 
 A model's backend *acquires* its server before its scenarios and *releases* it after; a released
 server stays up until another model needs the GPU, so two models acquired together (the members
-of an architecture) are both served.
+of an architecture) are both served. Servers held at once must share the GPU: ``together`` (the most
+servers one model holds at once) splits the memory share in restart mode as sleep mode does, and a
+server that would not fit beside the ones in use is refused before it is spawned.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ __all__ = ["SWITCH_MODES", "ModelSwitcher", "SwitchMode", "SwitchRecord", "activ
 
 SwitchMode = Literal["restart", "sleep"]
 SWITCH_MODES: tuple[str, ...] = ("restart", "sleep")
-#: GPU memory shared by the resident servers in sleep mode (split evenly unless --gpu-memory-utilization).
+#: GPU memory shared by servers held at once: the resident ones in sleep mode, an architecture's members in
+#: restart mode (split evenly unless --gpu-memory-utilization).
 SLEEP_MODE_TOTAL_UTILIZATION = 0.9
+#: More than this summed --gpu-memory-utilization cannot start: vLLM refuses when free memory is below its share.
+_MAX_TOTAL_UTILIZATION = 1.0
 
 
 @dataclass
@@ -60,11 +65,17 @@ class SwitchRecord:
 
 
 class ModelSwitcher:
-    """Serves registry entries one after another on one GPU (``mode``: restart or sleep)."""
+    """Serves registry entries one after another on one GPU (``mode``: restart or sleep).
+
+    ``expected_models``: how many servers sleep mode keeps resident (their shares split 0.9 of the GPU);
+    ``together``: the most servers one model holds at once (an architecture's launched vllm members),
+    which restart mode splits 0.9 over. An explicit ``--gpu-memory-utilization`` (``options``) wins.
+    """
 
     def __init__(self, mode: SwitchMode = "restart", options: LaunchOptions | None = None, *,
                  log_dir: Path | None = None, record_path: Path | None = None, expected_models: int = 1,
-                 on_phase: Callable[[str, str], None] | None = None, **server_kwargs: Any) -> None:
+                 together: int = 1, on_phase: Callable[[str, str], None] | None = None,
+                 **server_kwargs: Any) -> None:
         if mode not in SWITCH_MODES:
             raise ConfigError(f"--switch must be one of {', '.join(SWITCH_MODES)}, not {mode!r}")
         self.mode = mode
@@ -74,6 +85,7 @@ class ModelSwitcher:
         self.log_dir = log_dir
         self.record_path = record_path
         self.expected_models = max(1, expected_models)
+        self.together = max(1, together)
         self.on_phase = on_phase or (lambda _key, _line: None)
         self.server_kwargs = server_kwargs
         self.servers: dict[str, VLLMServer] = {}
@@ -84,11 +96,28 @@ class ModelSwitcher:
         self._lock = asyncio.Lock()
 
     def _options_for(self, spec: ModelSpec) -> LaunchOptions:
-        if self.mode != "sleep" or self.options.gpu_memory_utilization is not None:
+        if self.options.gpu_memory_utilization is not None or (self.mode == "restart" and self.together == 1):
             return self.options
+        sharing = max(self.expected_models, self.together) if self.mode == "sleep" else self.together
         serve, _ = serve_spec(spec)
-        share = round(SLEEP_MODE_TOTAL_UTILIZATION / self.expected_models, 2)
+        share = round(SLEEP_MODE_TOTAL_UTILIZATION / sharing, 2)
         return replace(self.options, gpu_memory_utilization=min(serve.gpu_memory_utilization, share))
+
+    def _check_fits(self, spec: ModelSpec, options: LaunchOptions) -> None:
+        """Refuse, before spawning, a server whose share cannot fit beside the awake servers still held."""
+        awake = {k: s for k, s in self.servers.items() if k not in self._sleeping}
+        if not awake:
+            return
+        shares = {k: _utilization(s.spec, s.options) for k, s in awake.items()}
+        wanted = _utilization(spec, options)
+        total = sum(shares.values()) + wanted
+        if total <= _MAX_TOTAL_UTILIZATION:
+            return
+        held = ", ".join(f"{k} ({v:g})" for k, v in shares.items())
+        fair = round(SLEEP_MODE_TOTAL_UTILIZATION / (len(awake) + 1), 2)
+        raise ServerError(f"cannot start {spec.key} (gpu_memory_utilization {wanted:g}) beside {held}, still in use: "
+                          f"together they ask for {total:.2f} of the GPU. Servers held at once (an architecture's "
+                          f"members) must share it: pass --gpu-memory-utilization {fair:g}, or --switch sleep")
 
     async def acquire(self, spec: ModelSpec) -> VLLMServer:
         """The server of ``spec``, healthy and awake; idle servers make room first (stopped or put to sleep)."""
@@ -97,14 +126,16 @@ class ModelSwitcher:
             idle = [k for k, s in self.servers.items() if k != spec.key and not self._in_use.get(k)
                     and k not in self._sleeping]
             record = SwitchRecord(to_model=spec.key, mode=self.mode, how="already awake", from_models=idle)
-            for key in idle:
+            for key in reversed(idle):  # newest first: the reverse of the start order
                 await self._evict(key, record)
             server = self.servers.get(spec.key)
             if server is not None and spec.key in self._sleeping:
                 record.how, record.wake_s = "wake", round(await server.wake_up(), 3)
                 self._sleeping.discard(spec.key)
             elif server is None:
-                server = VLLMServer(spec, self._options_for(spec), log_dir=self.log_dir,
+                options = self._options_for(spec)
+                self._check_fits(spec, options)
+                server = VLLMServer(spec, options, log_dir=self.log_dir,
                                     on_phase=lambda line: self.on_phase(spec.key, line), **self.server_kwargs)
                 record.how = "cold start"
                 began = time.perf_counter()
@@ -162,7 +193,7 @@ class ModelSwitcher:
 
     def close_sync(self) -> None:
         """:meth:`close` for synchronous callers (also safe after the event loop has gone)."""
-        for key, server in list(self.servers.items()):
+        for key, server in reversed(list(self.servers.items())):  # newest first
             server.stop_sync()
             self._stopped.append(self.servers.pop(key))
         self._sleeping.clear()
@@ -181,6 +212,11 @@ class ModelSwitcher:
         temporary = self.record_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")
         temporary.replace(self.record_path)
+
+
+def _utilization(spec: ModelSpec, options: LaunchOptions) -> float:
+    """The ``--gpu-memory-utilization`` a server of ``spec`` runs (or would run) with."""
+    return options.gpu_memory_utilization or serve_spec(spec)[0].gpu_memory_utilization
 
 
 #: The switcher of the run in progress; ``VLLMBackend`` uses it when set (``serving_session``).

@@ -163,6 +163,7 @@ class _FakeDevice:
 @pytest.mark.parametrize(("readings", "released"), [([80, 80, 60, 20, 10], True), ([80], False)])
 def test_memory_release_waits_for_the_baseline(monkeypatch: pytest.MonkeyPatch, readings: list[int],
                                                released: bool) -> None:
+    """A server whose share is unknown (it never became healthy), alone on the GPU: back to the pre-start level."""
     gib = server_module.GIB
     device = _FakeDevice([r * gib for r in readings])
     monkeypatch.setattr(server_module, "open_device", lambda _index=0: device)
@@ -172,7 +173,33 @@ def test_memory_release_waits_for_the_baseline(monkeypatch: pytest.MonkeyPatch, 
     assert ok is released
     assert (seconds is not None) == released and (note == "") == released
     if not released:
-        assert "still 80.00 GiB (baseline 10.00 GiB" in note
+        assert "still 80.00 GiB, expected at most 11.00 GiB (baseline 10.00 GiB" in note
+
+
+@pytest.mark.parametrize(("readings", "released"), [([100, 100, 80, 41], True), ([100, 100, 70], False)])
+def test_memory_release_is_judged_by_what_the_server_held(monkeypatch: pytest.MonkeyPatch, readings: list[int],
+                                                          released: bool) -> None:
+    """Another server started after this one holds 40 GiB: the target is the level before the stop (100 GiB)
+    less the 60 GiB this server held, not the 0 GiB in use before this server started."""
+    gib = server_module.GIB
+    monkeypatch.setattr(server_module, "open_device", lambda _index=0: _FakeDevice([r * gib for r in readings]))
+    server = VLLMServer(toy_spec(), memory_timeout_s=1.0, memory_tolerance_gib=1.0)
+    server._baseline, server._held = 0, 60 * gib
+    ok, _, note = server._confirm_memory_released(100 * gib)
+    assert ok is released
+    if not released:
+        assert "expected at most 41.00 GiB (100.00 GiB before the stop less the 60.00 GiB this server held" in note
+
+
+def test_an_exited_server_beside_others_is_not_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crashed server (no level before the stop) while another server of ours is up: its pre-start level says
+    nothing, so the check says so instead of waiting for a level that cannot come back."""
+    monkeypatch.setattr(server_module, "open_device", lambda _index=0: _FakeDevice([70 * server_module.GIB]))
+    crashed, other = VLLMServer(toy_spec("crashed")), VLLMServer(toy_spec("other"))
+    crashed._baseline, crashed._held = 0, 30 * server_module.GIB
+    monkeypatch.setattr(server_module, "_live", {other})
+    ok, seconds, note = crashed._confirm_memory_released(None)
+    assert ok is None and seconds is None and "other share the GPU" in note
 
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vllm-0.24.0"
@@ -230,3 +257,47 @@ def test_a_sigkilled_agentbench_leaves_no_server_behind(tmp_path: Path) -> None:
     while alive(group) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert alive(group) == set(), "the vLLM server outlived agentbench"
+
+
+async def test_a_taken_port_is_refused_before_spawning(tmp_path: Path) -> None:
+    """With --port on a port another server holds, its /health would answer for ours: refuse at once."""
+    first = VLLMServer(toy_spec("first"), fake_options(), log_dir=tmp_path)
+    async with first:
+        port = first.plan.port if first.plan else 0
+        second = VLLMServer(toy_spec("second"), fake_options(port=port), log_dir=tmp_path)
+        with pytest.raises(ServerStartError, match=f"port {port} on 127.0.0.1 is already in use") as failure:
+            await second.start()
+        assert failure.value.cause == "the port is already in use" and "--port" in failure.value.hint
+        assert second.pid is None and not (tmp_path / "second.log").exists()
+
+
+async def test_another_server_answering_on_our_port_is_not_ours(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the port check is beaten (something binds between the check and our bind), /v1/models tells: it must
+    list our served name, and our process must still be running."""
+    first = VLLMServer(toy_spec("first"), fake_options(), log_dir=tmp_path)
+    async with first:
+        port = first.plan.port if first.plan else 0
+        monkeypatch.setattr(server_module, "port_in_use", lambda _host, _port: False)
+        second = VLLMServer(toy_spec("second"), fake_options(port=port), log_dir=tmp_path)
+        with pytest.raises(ServerStartError, match=f"another server answers on port {port}") as failure:
+            await second.start()
+        assert "it serves first, not 'second'" in str(failure.value)
+        assert not second.running and second.last_stop is not None and second.last_stop.group_exited
+        assert first.running  # the other server is left alone
+
+
+def test_port_in_use_sees_a_listener_not_a_closed_connection() -> None:
+    import socket
+
+    with socket.socket() as listener:  # bound the way vLLM 0.24.0 binds (api_server.create_server_socket)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # a second vLLM could bind it as well
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert server_module.port_in_use("127.0.0.1", port)
+        with socket.create_connection(("127.0.0.1", port)):
+            accepted, _ = listener.accept()
+            accepted.close()  # the server side closes first: its port is left in TIME_WAIT, like a stopped server's
+    assert not server_module.port_in_use("127.0.0.1", port)  # vLLM binds with SO_REUSEADDR: it can start here
