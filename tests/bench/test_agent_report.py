@@ -77,7 +77,8 @@ def _load_record(model: str = "m") -> dict:
                             "output_throughput": tps, "ttft_ms": lat, "tpot_ms": lat, "itl_ms": lat, "e2el_ms": lat}}
 
     startup = {"weights_gib": 15.0, "graph_capture_gib": 0.98, "available_kv_cache_gib": 102.73}
-    return {"model": model, "kind": "load", "server": {"startup": startup}, "points": [point(1, 200.0), point(8, 1300.0)],
+    return {"model": model, "kind": "load", "server": {"startup": startup},
+            "points": [point(1, 200.0), point(8, 1300.0)],
             "context": [{"context_len": 1024, "input_len": 896, "mean_ttft_ms": 30.0, "mean_tpot_ms": 5.0,
                          "failed": 0, "peak_memory_gb": 60.0, "peak_kv_cache_usage": 0.01},
                         {"context_len": 4096, "input_len": 3968, "mean_ttft_ms": 90.0, "mean_tpot_ms": 5.2,

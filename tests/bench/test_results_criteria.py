@@ -10,7 +10,6 @@ from agentbench.bench.criteria import model_memory, perf_criteria
 from agentbench.bench.results import list_bench_results, load_bench_result, save_bench_result
 from agentbench.serving.startup_log import StartupLog
 
-
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vllm-0.24.0"
 
 
@@ -55,7 +54,7 @@ def test_memory_criterion_is_weights_graphs_and_the_kv_cache_used(tmp_path: Path
     assert memory["measured"] == pytest.approx(expected_gib * 2**30 / 1e9)
     assert 17.0 < memory["measured"] < 18.5 and memory["passed"] is True
     assert memory["criterion"] == "model GPU memory under 70 GB"
-    assert "weights 15.00 GiB + CUDA graphs 0.98 GiB + KV used 1.1% of 102.73 GiB" == memory["detail"]
+    assert memory["detail"] == "weights 15.00 GiB + CUDA graphs 0.98 GiB + KV used 1.1% of 102.73 GiB"
     assert model_memory(_served_load(None, 137.1)) is None  # no /metrics sampled: no KV usage, no figure
     assert model_memory({**_served_load(usage, 137.1), "kind": "sweep"}) is None
 
