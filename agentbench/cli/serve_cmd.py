@@ -64,7 +64,8 @@ def run_serving(plan: RunPlan, store: ResultStore, switch: str, options: LaunchO
                 quiet: bool = False) -> Iterator[None]:
     """Serve the plan's vllm models for the block (``--switch`` mode); logs and switch times go in the run's
     folder (``servers/``, ``serving.json``). Nothing happens when no model needs a server launched."""
-    launched = [k for k, s in plan.model_specs.items() if s.get("backend") == "vllm" and not s.get("base_url")]
+    per_entry = [_launched_vllm_keys(key, spec) for key, spec in plan.model_specs.items()]
+    launched = list(dict.fromkeys(k for keys in per_entry for k in keys))
     if not launched:
         if switch != "restart":
             raise typer.BadParameter("--switch applies to vllm models that agentbench launches")
@@ -75,9 +76,17 @@ def run_serving(plan: RunPlan, store: ResultStore, switch: str, options: LaunchO
     run_dir = store.root / "runs" / plan.run_id
     switcher = ModelSwitcher(cast(SwitchMode, switch), options, log_dir=run_dir / "servers",
                              record_path=run_dir / "serving.json", expected_models=len(launched),
-                             on_phase=_phase_printer(quiet))
+                             together=max(len(set(keys)) for keys in per_entry), on_phase=_phase_printer(quiet))
     with serving_session(switcher):
         yield
+
+
+def _launched_vllm_keys(key: str, spec: dict[str, Any]) -> list[str]:
+    """The vllm entries agentbench must launch for one plan entry: itself, or an architecture's members
+    (recursively), which are served at the same time."""
+    if spec.get("backend") == "vllm":
+        return [] if spec.get("base_url") else [key]
+    return [k for name, member in (spec.get("members") or {}).items() for k in _launched_vllm_keys(name, member)]
 
 
 def _figures_table(data: dict[str, Any]) -> None:

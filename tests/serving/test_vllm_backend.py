@@ -149,3 +149,24 @@ def test_serve_detach_leaves_the_server_running_after_the_command_exits(tmp_path
             assert reply.status == 200
     finally:
         os.killpg(summary["pid"], signal.SIGKILL)
+
+
+@pytest.mark.slow  # two cold starts of the fake plus a scenario (about 8 s here)
+def test_an_architectures_vllm_members_are_launched_together_sharing_the_gpu(capsys, results_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    import yaml
+    from serving_helpers import TOY_SERVE
+
+    models = tmp_path / "models.yaml"
+    models.write_text(yaml.safe_dump({
+        "toy-a": {"backend": "vllm", "serve": TOY_SERVE}, "toy-b": {"backend": "vllm", "serve": TOY_SERVE},
+        "toy-pair": {"backend": "architecture", "architecture": {"kind": "fallback", "models": ["toy-a", "toy-b"]}},
+    }), encoding="utf-8")
+    code, out, err = cli(capsys, "scenario", "irrelevance_capital", "--model", "toy-pair", "--models-file",
+                         str(models), "--vllm-command", command(), "--json")
+    assert code in (0, 3), err  # the fake's echo answers may fail the grade; the serving is what is checked
+    record = _serving_record(results_dir, json.loads(out)["run_id"])
+    shares = {s["key"]: s["settings"]["args"][s["settings"]["args"].index("--gpu-memory-utilization") + 1]
+              for s in record["servers"]}
+    assert shares == {"toy-a": "0.45", "toy-b": "0.45"}  # both up at once, 0.9 of the GPU split between them
+    assert all(s["stop"]["group_exited"] for s in record["servers"])
