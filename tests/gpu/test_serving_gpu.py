@@ -103,7 +103,7 @@ def test_switch_sleep_wake_versus_cold_restart(tmp_path: Path) -> None:
         _save(out, "switch-summary.json", result)  # kept even if the restart below fails
         if os.environ.get("AGENTBENCH_GPU_SKIP_RESTART"):  # short of device time: the cold starts above suffice
             return
-        # A cold restart: the previous servers stopped (group gone, memory back to the baseline), then a
+        # A cold restart: the previous servers stopped (group gone, the memory each added given back), then a
         # fresh start of the next model alone (its torch.compile cache is warm by now).
         stops = [s["stop"] for s in sleepy.to_dict()["servers"] if "stop" in s]
         restart = ModelSwitcher("restart", _options(gpu_memory_utilization=0.85), log_dir=out / "restart",
