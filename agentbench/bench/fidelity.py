@@ -46,7 +46,7 @@ def ours_by_concurrency(paths: Sequence[Path]) -> dict[int, dict[str, Any]]:
     for path in paths:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         for point in data.get("points", []):
-            if point.get("concurrency") is not None:
+            if point.get("concurrency") is not None and "metrics" in point:  # a failed point measured nothing
                 out[int(point["concurrency"])] = point["metrics"]
     return out
 

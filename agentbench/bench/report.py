@@ -27,6 +27,10 @@ def load_table(points: list[dict[str, Any]]) -> Table:
                   ["conc.", "rate", "ok/fail", "req/s", "out tok/s", "goodput", "TTFT mean", "TTFT p99",
                    "TPOT mean", "TPOT p99", "ITL mean", "E2EL p99", "device GB", "J/tok"])
     for p in points:
+        if "metrics" not in p:  # a point that failed: its error instead of figures
+            table.rows.append([str(p.get("concurrency") or "-"), str(p.get("request_rate") or "inf"),
+                               f"error: {str(p.get('error', ''))[:80]}"] + ["-"] * 11)
+            continue
         m = p["metrics"]
         tel = (p.get("telemetry") or {}).get("summary", {})
         table.rows.append([
@@ -46,6 +50,9 @@ def context_table(rows: list[dict[str, Any]]) -> Table:
     """Memory vs context length as a table."""
     table = Table("Memory vs context length", ["context", "TTFT ms", "TPOT ms", "device GB", "peak KV %", "failed"])
     for r in rows:
+        if "error" in r:
+            table.rows.append([str(r["context_len"]), f"error: {str(r['error'])[:80]}", "-", "-", "-", "-"])
+            continue
         kv = r.get("peak_kv_cache_usage")
         table.rows.append([str(r["context_len"]), f"{r['mean_ttft_ms']:.1f}", f"{r['mean_tpot_ms']:.2f}",
                            "-" if r.get("peak_memory_gb") is None else f"{r['peak_memory_gb']:.1f}",
@@ -101,6 +108,8 @@ def bench_tables(record: dict[str, Any]) -> list[Table]:
     if record.get("context"):
         tables.append(context_table(record["context"]))
     label = f"{record.get('model')} ({record.get('kind')}, {record.get('bench_id', 'unsaved')})"
+    if record.get("incomplete"):
+        label += f" [incomplete: {record['incomplete']}]"
     for table in tables:
         table.title = f"{label}: {table.title}"
     return tables
@@ -125,10 +134,12 @@ def write_bench_report(records: Sequence[dict[str, Any]], out_dir: Path,
         tables += bench_tables(record)
         stem = _safe(f"{record.get('model')}-{record.get('bench_id', 'unsaved')}")
         jobs: list[tuple[Callable[[Any, Path, str], Path], Any, Path, str]] = []
-        if any(p.get("concurrency") for p in record.get("points", [])):
-            jobs.append((load_plot, record["points"], out_dir / f"{stem}-load.png", "throughput and latency"))
-        if record.get("context"):
-            jobs.append((context_plot, record["context"], out_dir / f"{stem}-context.png", "memory and TTFT"))
+        points = [p for p in record.get("points", []) if "metrics" in p]  # failed points have nothing to plot
+        rows = [r for r in record.get("context", []) if "error" not in r]
+        if any(p.get("concurrency") for p in points):
+            jobs.append((load_plot, points, out_dir / f"{stem}-load.png", "throughput and latency"))
+        if rows:
+            jobs.append((context_plot, rows, out_dir / f"{stem}-context.png", "memory and TTFT"))
         for draw, data, path, what in jobs:
             if note:
                 break

@@ -72,35 +72,49 @@ async def bench_point(cfg: LoadConfig, requests: Sequence[BenchRequest], *, conc
     return point
 
 
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 async def load_sweep(cfg: LoadConfig, *, concurrencies: Sequence[int] = DEFAULT_CONCURRENCIES,
                      request_rates: Sequence[float] = (), tokenizer: Any = None,
-                     sampler: TelemetrySampler | None = None) -> list[dict[str, Any]]:
+                     sampler: TelemetrySampler | None = None,
+                     into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """A point per concurrency (all requests at once, capped by the semaphore) and per request rate
-    (gamma arrivals, no cap). Prompts are built once per size so every point sees the same workload."""
-    points = []
-    for c in concurrencies:
+    (gamma arrivals, no cap). Prompts are built once per size so every point sees the same workload.
+
+    A point that fails (e.g. its test request is refused) is recorded with ``error`` and the sweep goes
+    on. Points are appended to ``into`` (returned) as they finish, so a caller keeps the finished ones
+    when the sweep is interrupted."""
+    points = [] if into is None else into
+    for c, rate in [(c, float("inf")) for c in concurrencies] + [(None, r) for r in request_rates]:
         reqs = random_requests(cfg.prompts_for(c), cfg.input_len, cfg.output_len, tokenizer=tokenizer,
                                range_ratio=cfg.range_ratio, seed=cfg.seed)
-        points.append(await bench_point(cfg, reqs, concurrency=c, sampler=sampler))
-    for rate in request_rates:
-        reqs = random_requests(cfg.prompts_for(None), cfg.input_len, cfg.output_len, tokenizer=tokenizer,
-                               range_ratio=cfg.range_ratio, seed=cfg.seed)
-        points.append(await bench_point(cfg, reqs, concurrency=None, request_rate=rate, sampler=sampler))
+        try:
+            points.append(await bench_point(cfg, reqs, concurrency=c, request_rate=rate, sampler=sampler))
+        except Exception as exc:
+            points.append({"concurrency": c, "request_rate": None if rate == float("inf") else rate,
+                           "num_prompts": len(reqs), "error": _error(exc)})
     return points
 
 
 async def context_pass(cfg: LoadConfig, *, max_model_len: int, lengths: Sequence[int] = CONTEXT_LENGTHS,
                        tokenizer: Any = None, sampler: TelemetrySampler | None = None,
-                       prompts: int = 2) -> list[dict[str, Any]]:
+                       prompts: int = 2, into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Memory vs context length: for each length that fits ``max_model_len`` (prompt + output),
-    ``prompts`` requests one at a time; records TTFT, peak GPU memory and peak KV-cache usage."""
-    rows = []
+    ``prompts`` requests one at a time; records TTFT, peak GPU memory and peak KV-cache usage.
+    Errors and ``into`` as in :func:`load_sweep`."""
+    rows = [] if into is None else into
     for length in lengths:
         input_len = length - cfg.output_len
         if length > max_model_len or input_len < 1:
             continue
         reqs = random_requests(prompts, input_len, cfg.output_len, tokenizer=tokenizer, seed=cfg.seed)
-        point = await bench_point(cfg, reqs, concurrency=1, sampler=sampler)
+        try:
+            point = await bench_point(cfg, reqs, concurrency=1, sampler=sampler)
+        except Exception as exc:
+            rows.append({"context_len": length, "input_len": input_len, "error": _error(exc)})
+            continue
         summary = (point.get("telemetry") or {}).get("summary", {})
         rows.append({
             "context_len": length, "input_len": input_len,

@@ -52,10 +52,11 @@ def vllm_flags(settings: Mapping[str, Any]) -> list[str]:
 
 
 async def run_settings_sweep(grid: Sequence[dict[str, Any]], server_factory: ServerFactory,
-                             bench: BenchFn) -> list[dict[str, Any]]:
+                             bench: BenchFn, *, into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """For each setting: start a server, run ``bench(base_url, model)`` (a load point's dict with
-    ``metrics``), stop it. A setting whose server fails to start is recorded with its error."""
-    rows = []
+    ``metrics``), stop it. A setting whose server fails to start is recorded with its error. Rows are
+    appended to ``into`` (returned) as they finish, so an interrupted sweep keeps the finished ones."""
+    rows = [] if into is None else into
     for settings in grid:
         try:
             async with server_factory(dict(settings)) as (base_url, model):

@@ -81,15 +81,27 @@ def _setting_value(text: str) -> Any:
     return text
 
 
-async def _load_outcome(cfg: LoadConfig, *, levels: list[int], rates: list[float], tok: Any, context: bool,
-                        max_model_len: int, interval: float) -> dict[str, Any]:
-    """The load sweep (and the context pass) against ``cfg``'s server, sampled by one telemetry sampler."""
+async def _load_outcome(cfg: LoadConfig, record: dict[str, Any], *, levels: list[int], rates: list[float], tok: Any,
+                        context: bool, max_model_len: int, interval: float) -> None:
+    """The load sweep (and the context pass) against ``cfg``'s server, sampled by one telemetry sampler;
+    points and rows go into ``record`` as they finish (kept when the run is interrupted)."""
+    points: list[dict[str, Any]] = record.setdefault("points", [])
+    rows: list[dict[str, Any]] = record.setdefault("context", [])
     with TelemetrySampler(interval_s=interval, metrics_url=cfg.base_url) as sampler:
-        points = await load_sweep(cfg, concurrencies=levels, request_rates=rates, tokenizer=tok, sampler=sampler)
-        rows = await context_pass(cfg, max_model_len=max_model_len, tokenizer=tok, sampler=sampler) \
-            if context else []
-    return {"points": points, "context": rows, "gpu_available": sampler.gpu_available,
-            "telemetry_reason": sampler.reason}
+        record.update(gpu_available=sampler.gpu_available, telemetry_reason=sampler.reason)
+        await load_sweep(cfg, concurrencies=levels, request_rates=rates, tokenizer=tok, sampler=sampler, into=points)
+        if context:
+            await context_pass(cfg, max_model_len=max_model_len, tokenizer=tok, sampler=sampler, into=rows)
+
+
+def _measured(record: dict[str, Any]) -> bool:
+    """Whether a bench record holds anything finished (worth storing)."""
+    return bool(record.get("points") or record.get("context") or record.get("rows"))
+
+
+def _failed_parts(record: dict[str, Any]) -> int:
+    """Points, context rows and sweep settings recorded with an error."""
+    return sum("error" in part for key in ("points", "context", "rows") for part in record.get(key) or [])
 
 
 def _phase(quiet: bool, key: str) -> Any:
@@ -201,14 +213,14 @@ def bench_command(
                 "prompts": "vllm-random" if loaded else "text-fallback"}
 
     if agent:
-        records = _agent(key, base_url, model_name, models_file, levels, suite=suite, scenarios=scenarios,
-                         repeats=repeats, workers=workers, root=root, interval=telemetry_interval,
-                         options=launch_options(synthetic=synthetic, vllm_command=vllm_command, vllm_env=vllm_env,
-                                                gpu_memory_utilization=gpu_memory_utilization,
-                                                max_model_len=max_model_len, enforce_eager=enforce_eager,
-                                                extra_args=tuple(vllm_arg or ())),
-                         health_timeout=health_timeout, quiet=json_output)
-        paths = [save_bench_result(root, r) for r in records]
+        # each level is stored the moment it finishes: an interrupted bench keeps the finished levels
+        records, paths = _agent(key, base_url, model_name, models_file, levels, suite=suite, scenarios=scenarios,
+                                repeats=repeats, workers=workers, root=root, interval=telemetry_interval,
+                                options=launch_options(synthetic=synthetic, vllm_command=vllm_command,
+                                                       vllm_env=vllm_env, gpu_memory_utilization=gpu_memory_utilization,
+                                                       max_model_len=max_model_len, enforce_eager=enforce_eager,
+                                                       extra_args=tuple(vllm_arg or ())),
+                                health_timeout=health_timeout, quiet=json_output)
         if json_output:
             common.print_json([{**load_bench_result(p), "path": str(p)} for p in paths])
             return
@@ -216,30 +228,40 @@ def bench_command(
             show_result(r)
             common.out.print(f"Stored: {p}")
         return
-    if key is None:
-        outcome = asyncio.run(_load_outcome(cfg, levels=levels, rates=rates, tok=tok, context=context,
-                                            max_model_len=max_model_len or 8192, interval=telemetry_interval))
-        record: dict[str, Any] = {"model": cfg.model, "kind": "load", "config": config(tokenizer, tok), **outcome}
-    else:
-        spec = resolve_model(key, common.registry(models_file))
-        if spec.backend != "vllm":
-            raise ConfigError(f"{key!r} is a {spec.backend} model; `agentbench bench KEY` serves vllm entries only "
-                              "(bench another server with --base-url and --model-name)")
-        options = launch_options(synthetic=synthetic, vllm_command=vllm_command, vllm_env=vllm_env,
-                                 gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                                 enforce_eager=enforce_eager, extra_args=tuple(vllm_arg or ()))
-        log_dir = bench_dir(root) / "servers"
-        phase = _phase(json_output, spec.key)
-        if sweep:
-            record = asyncio.run(_sweep(spec, options, cfg, axes, top=max(levels), tok=tok, log_dir=log_dir,
-                                        health_timeout=health_timeout, phase=phase, interval=telemetry_interval))
-            record["config"] = config(tokenizer, tok)
+    record: dict[str, Any] = {"model": cfg.model, "kind": "load", "config": config(tokenizer, tok)}
+    try:
+        if key is None:
+            asyncio.run(_load_outcome(cfg, record, levels=levels, rates=rates, tok=tok, context=context,
+                                      max_model_len=max_model_len or 8192, interval=telemetry_interval))
         else:
-            record = asyncio.run(_served_load(spec, options, cfg, levels=levels, rates=rates, tok=tok,
-                                              tok_path=tokenizer, context=context, log_dir=log_dir,
-                                              health_timeout=health_timeout, phase=phase,
-                                              interval=telemetry_interval, config=config))
+            spec = resolve_model(key, common.registry(models_file))
+            if spec.backend != "vllm":
+                raise ConfigError(f"{key!r} is a {spec.backend} model; `agentbench bench KEY` serves vllm entries "
+                                  "only (bench another server with --base-url and --model-name)")
+            options = launch_options(synthetic=synthetic, vllm_command=vllm_command, vllm_env=vllm_env,
+                                     gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                                     enforce_eager=enforce_eager, extra_args=tuple(vllm_arg or ()))
+            log_dir = bench_dir(root) / "servers"
+            phase = _phase(json_output, spec.key)
+            record["model"] = spec.key
+            if sweep:
+                record.update(kind="sweep", rows=[], concurrency=max(levels))
+                asyncio.run(_sweep(spec, options, cfg, axes, record, tok=tok, log_dir=log_dir,
+                                   health_timeout=health_timeout, phase=phase, interval=telemetry_interval))
+            else:
+                asyncio.run(_served_load(spec, options, cfg, record, levels=levels, rates=rates, tok=tok,
+                                         tok_path=tokenizer, context=context, log_dir=log_dir,
+                                         health_timeout=health_timeout, phase=phase,
+                                         interval=telemetry_interval, config=config))
+    except BaseException as exc:  # Ctrl-C, a server crash, a bug: keep every finished point
+        if _measured(record):
+            record["incomplete"] = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            common.err.print(f"Bench stopped ({record['incomplete']}); the finished part is stored: "
+                             f"{save_bench_result(root, record)}", highlight=False)
+        raise
     path = save_bench_result(root, record)
+    if failed := _failed_parts(record):
+        common.err.print(f"{failed} point(s) failed; each is stored with its error", highlight=False)
     if json_output:
         common.print_json({**load_bench_result(path), "path": str(path)})
         return
@@ -249,8 +271,10 @@ def bench_command(
 
 def _agent(key: str | None, base_url: str | None, model_name: str | None, models_file: Path | None,
            levels: list[int], *, suite: str | None, scenarios: str | None, repeats: int, workers: int, root: Path,
-           interval: float, options: Any, health_timeout: float, quiet: bool) -> list[dict[str, Any]]:
-    """The agent workload bench at each concurrency level (one stored result per level)."""
+           interval: float, options: Any, health_timeout: float,
+           quiet: bool) -> tuple[list[dict[str, Any]], list[Path]]:
+    """The agent workload bench at each concurrency level: one result per level, stored as soon as the
+    level finishes (a served model's server record is added to them once the server has stopped)."""
     from agentbench.bench.agent import agent_bench
 
     if suite and scenarios:
@@ -261,28 +285,42 @@ def _agent(key: str | None, base_url: str | None, model_name: str | None, models
     chosen = lib.matching(scenarios) if scenarios else lib.suite(suite or "full")
     selection = f"scenarios {scenarios}" if scenarios else f"suite {suite or 'full'}"
 
-    async def go() -> list[dict[str, Any]]:
-        async def each(run_spec: Any, server: dict[str, Any] | None) -> list[dict[str, Any]]:
-            out = []
-            for c in levels:
-                record = await agent_bench(run_spec, chosen, lib, results_root=root, concurrency=c, repeats=repeats,
-                                           workers=workers or None, telemetry_interval_s=interval,
-                                           selection=selection)
-                out.append({**record, "model": spec.key, **({"server": server} if server is not None else {})})
-            return out
+    records: list[dict[str, Any]] = []
+    paths: list[Path] = []
 
+    def store(record: dict[str, Any]) -> None:
+        path = save_bench_result(root, record)
+        stored = load_bench_result(path)  # keep the id and time, so a later save replaces this file
+        record.update(bench_id=stored["bench_id"], created_at=stored["created_at"])
+        if path not in paths:
+            records.append(record)
+            paths.append(path)
+
+    async def each(run_spec: Any) -> None:
+        for c in levels:
+            record = await agent_bench(run_spec, chosen, lib, results_root=root, concurrency=c, repeats=repeats,
+                                       workers=workers or None, telemetry_interval_s=interval, selection=selection)
+            store({**record, "model": spec.key})
+
+    async def go() -> None:
         if spec.backend == "vllm" and not spec.base_url:
             from agentbench.bench.served import served
 
-            async with served(spec, options, log_dir=bench_dir(root) / "servers", health_timeout_s=health_timeout,
-                              on_phase=_phase(quiet, spec.key)) as handle:
-                records = await each(spec.model_copy(update={"base_url": handle.base_url}), {})
-            for r in records:  # the startup figures and the stop report are known once it stopped
-                r["server"] = handle.record
-            return records
-        return await each(spec, None)
+            handle = None
+            try:
+                async with served(spec, options, log_dir=bench_dir(root) / "servers",
+                                  health_timeout_s=health_timeout, on_phase=_phase(quiet, spec.key)) as handle:
+                    await each(spec.model_copy(update={"base_url": handle.base_url}))
+            finally:
+                for r in records:  # the startup figures and the stop report are known once it stopped
+                    if handle is not None:
+                        r["server"] = handle.record
+                        store(r)
+            return
+        await each(spec)
 
-    return asyncio.run(go())
+    asyncio.run(go())
+    return records, paths
 
 
 def _show_or_report(root: Path, show: str | None, report: Path | None, json_output: bool) -> None:
@@ -312,28 +350,34 @@ def _show_or_report(root: Path, show: str | None, report: Path | None, json_outp
                 common.out.print(written["note"])
 
 
-async def _served_load(spec: Any, options: Any, cfg: LoadConfig, *, levels: list[int], rates: list[float], tok: Any,
-                       tok_path: Path | None, context: bool, log_dir: Path, health_timeout: float, phase: Any,
-                       interval: float, config: Any) -> dict[str, Any]:
-    """Serve ``spec``, run the load sweep against it, stop it; the record carries the server's figures."""
+async def _served_load(spec: Any, options: Any, cfg: LoadConfig, record: dict[str, Any], *, levels: list[int],
+                       rates: list[float], tok: Any, tok_path: Path | None, context: bool, log_dir: Path,
+                       health_timeout: float, phase: Any, interval: float, config: Any) -> None:
+    """Serve ``spec``, run the load sweep against it into ``record``, stop it; the record carries the
+    server's figures (also when the sweep was interrupted)."""
     from agentbench.bench.served import served, tokenizer_dir
 
-    async with served(spec, options, log_dir=log_dir, health_timeout_s=health_timeout, on_phase=phase) as handle:
-        run_cfg = dataclasses.replace(cfg, base_url=handle.base_url, model=handle.model)
-        if tok is None and (found := tokenizer_dir(handle.model_dir)) is not None:
-            tok_path, tok = found, await asyncio.to_thread(load_tokenizer, found)
-        outcome = await _load_outcome(run_cfg, levels=levels, rates=rates, tok=tok, context=context,
-                                      max_model_len=handle.max_model_len or 8192, interval=interval)
-    return {"model": spec.key, "kind": "load", "config": {**config(tok_path, tok), "base_url": handle.base_url,
-                                                          "model": handle.model},
-            **outcome, "server": handle.record}
+    handle = None
+    try:
+        async with served(spec, options, log_dir=log_dir, health_timeout_s=health_timeout, on_phase=phase) as handle:
+            run_cfg = dataclasses.replace(cfg, base_url=handle.base_url, model=handle.model)
+            if tok is None and (found := tokenizer_dir(handle.model_dir)) is not None:
+                tok_path, tok = found, await asyncio.to_thread(load_tokenizer, found)
+            record["config"] = {**config(tok_path, tok), "base_url": handle.base_url, "model": handle.model}
+            await _load_outcome(run_cfg, record, levels=levels, rates=rates, tok=tok, context=context,
+                                max_model_len=handle.max_model_len or 8192, interval=interval)
+    finally:
+        if handle is not None:
+            record["server"] = handle.record
 
 
-async def _sweep(spec: Any, options: Any, cfg: LoadConfig, axes: dict[str, list[Any]], *, top: int, tok: Any,
-                 log_dir: Path, health_timeout: float, phase: Any, interval: float) -> dict[str, Any]:
-    """The settings sweep through the real server factory: one load point at concurrency ``top`` per setting."""
+async def _sweep(spec: Any, options: Any, cfg: LoadConfig, axes: dict[str, list[Any]], record: dict[str, Any], *,
+                 tok: Any, log_dir: Path, health_timeout: float, phase: Any, interval: float) -> None:
+    """The settings sweep through the real server factory: one load point at concurrency ``record['concurrency']``
+    per setting, each row into ``record['rows']`` as it finishes."""
     from agentbench.bench.served import server_factory
 
+    top = int(record["concurrency"])
     grid = settings_grid(axes)
     servers: list[dict[str, Any]] = []
     factory = server_factory(spec, options, log_dir=log_dir, records=servers, health_timeout_s=health_timeout,
@@ -346,20 +390,22 @@ async def _sweep(spec: Any, options: Any, cfg: LoadConfig, axes: dict[str, list[
         with TelemetrySampler(interval_s=interval, metrics_url=base_url) as sampler:
             return await bench_point(run_cfg, reqs, concurrency=top, sampler=sampler)
 
-    rows = await run_settings_sweep(grid, factory, bench)
+    rows: list[dict[str, Any]] = record["rows"]
+    await run_settings_sweep(grid, factory, bench, into=rows)
     for row, server in zip(rows, servers):
         row["server"] = server
     best = recommend(rows)
-    return {"model": spec.key, "kind": "sweep", "rows": rows, "concurrency": top,
-            "recommended": None if best is None else best["settings"],
-            "recommend_note": "" if best is not None else (
-                "no recommendation: give an SLO with --goodput" if not cfg.slos_ms
-                else "no setting served the load without failures")}
+    record.update(recommended=None if best is None else best["settings"],
+                  recommend_note="" if best is not None else (
+                      "no recommendation: give an SLO with --goodput" if not cfg.slos_ms
+                      else "no setting served the load without failures"))
 
 
 def show_result(record: dict[str, Any]) -> None:
     """Print a stored bench result as tables (its kind decides which)."""
     kind = record.get("kind")
+    if record.get("incomplete"):
+        common.out.print(f"Incomplete bench (stopped by {record['incomplete']}): the finished part only")
     if kind == "sweep":
         common.print_table(sweep_table(record["rows"]))
         best = record.get("recommended")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import agentbench.bench.agent as agent_mod
+import agentbench.cli.bench_cmd as bench_cmd
 from agentbench.bench.results import list_bench_results
 from agentbench.cli.app import main
+from agentbench.testing import reference_responder
 from agentbench.testing.openai_server import OpenAITestServer, Reply
 
 
@@ -30,3 +33,70 @@ def test_bad_options_are_named(tmp_path: Path, capsys) -> None:
     assert main(["bench", "--base-url", "http://x/v1", "--model-name", "m", "--concurrency", "0,300"]) == 2
     assert "--concurrency values must be within 1..256" in capsys.readouterr().err
     assert main(["bench", "--base-url", "http://x/v1", "--model-name", "m", "--goodput", "itl:5"]) == 2
+
+
+def _failing_after(n: int):
+    """A responder whose server works for ``n`` requests and then answers 500 (a dying engine)."""
+    seen: list[int] = []
+
+    def respond(_request) -> Reply:
+        seen.append(1)
+        if len(seen) > n:
+            return Reply(status=500, error_message="EngineDeadError: the engine core died")
+        return Reply(content="y" * 24, completion_tokens=6)
+
+    return respond
+
+
+SMALL = ["--model-name", "m", "--endpoint", "/v1/chat/completions", "--num-prompts", "4", "--input-len", "16",
+         "--output-len", "6"]
+
+
+def test_a_failed_point_is_recorded_and_the_finished_ones_kept(tmp_path: Path, capsys) -> None:
+    with OpenAITestServer(_failing_after(5), model_names=["m"]) as server:  # c=1: one test request + 4
+        code = main(["bench", "--base-url", server.base_url, *SMALL, "--concurrency", "1,4",
+                     "--results-dir", str(tmp_path), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "1 point(s) failed" in captured.err
+    [stored] = list_bench_results(tmp_path, "m")
+    first, second = stored["points"]
+    assert first["metrics"]["completed"] == 4
+    assert second["concurrency"] == 4 and "metrics" not in second
+    assert second["error"].startswith("RuntimeError: the test request") and "500" in second["error"]
+    assert main(["bench", "--show", "latest", "--results-dir", str(tmp_path)]) == 0
+    assert "error: RuntimeError" in capsys.readouterr().out
+
+
+def test_an_interrupted_bench_stores_what_finished(tmp_path: Path, capsys, monkeypatch) -> None:
+    async def interrupted(*_a, **_k):
+        raise KeyboardInterrupt  # Ctrl-C during the context pass, after the load sweep
+
+    monkeypatch.setattr(bench_cmd, "context_pass", interrupted)
+    with OpenAITestServer(lambda _r: Reply(content="y" * 24, completion_tokens=6), model_names=["m"]) as server:
+        code = main(["bench", "--base-url", server.base_url, *SMALL, "--concurrency", "1,2", "--context",
+                     "--results-dir", str(tmp_path)])
+    assert code == 130
+    assert "the finished part is stored" in " ".join(capsys.readouterr().err.split())
+    [stored] = list_bench_results(tmp_path, "m")
+    assert stored["incomplete"] == "KeyboardInterrupt"
+    assert [p["metrics"]["completed"] for p in stored["points"]] == [4, 4]
+
+
+def test_an_interrupted_agent_bench_keeps_the_finished_levels(library, tmp_path: Path, monkeypatch) -> None:
+    real = agent_mod.agent_bench
+    calls: list[int] = []
+
+    async def second_level_interrupted(*args, **kwargs):
+        calls.append(kwargs["concurrency"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(agent_mod, "agent_bench", second_level_interrupted)
+    with OpenAITestServer(reference_responder(library), model_names=["ref"]) as server:
+        code = main(["bench", "--agent", "--base-url", server.base_url, "--model-name", "ref", "--scenarios",
+                     "api_tickets_triage", "--concurrency", "1,2", "--results-dir", str(tmp_path)])
+    assert code == 130 and calls == [1, 2]
+    [stored] = list_bench_results(tmp_path, "ref")
+    assert stored["kind"] == "agent" and stored["config"]["concurrency"] == 1 and stored["agent"]["passed"] == 1
