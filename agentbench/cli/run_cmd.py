@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,7 +74,7 @@ def _result_json(r: ScenarioResult) -> dict[str, Any]:
 
 
 def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str], lib: ScenarioLibrary,
-                  sources: Sequence[CriteriaSource] = ()) -> dict[str, Any]:
+                  sources: Sequence[CriteriaSource] = (), hashes: Mapping[str, str] | None = None) -> dict[str, Any]:
     summary = summarize(results, models)
     data: dict[str, Any] = {
         m: {"runs": s.runs, "passed": s.passed, "pass_rate": s.pass_rate, "pass_rate_ci95": list(s.pass_rate_ci),
@@ -85,15 +85,16 @@ def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str], lib:
         for r in repeat_stats(results, models):
             data[r.model]["repeats"] = {"scenarios": r.scenarios, "k": r.k, "pass@1": r.pass_at_1,
                                         "pass@k": r.pass_at_k, "pass^k": r.pass_hat_k}
-    fc = fc_summary(results, lib.scenarios, models)
+    fc = fc_summary(results, lib.scenarios, models, hashes)
     for model in fc.models:
         data[model]["function_calling"] = fc.as_json(model)
-    for c in coherence_stats(results, models):
+    for c in coherence_stats(results, models, lib.scenarios):
         data[c.model]["coherence"] = {"runs": c.runs, "checked_turns": c.turns, "conversation": c.conversation,
-                                      "turn_mean": c.turn_mean, "coherent_runs": c.coherent_runs}
+                                      "turn_mean": c.turn_mean, "coherent_runs": c.coherent_runs,
+                                      "infrastructure_errors": c.infrastructure_errors}
     for model, judged in judge_stats(results, lib.scenarios).items():
         data[model]["judge"] = judged.as_json()
-    for model, rows in criteria_json(success_criteria(results, lib.scenarios, models, sources)).items():
+    for model, rows in criteria_json(success_criteria(results, lib.scenarios, models, sources, hashes)).items():
         data[model]["criteria"] = rows
     return data
 
@@ -159,7 +160,7 @@ def run_command(
     sources = [perf_source(store.root)]  # the performance criteria, from stored bench results
     if json_output:
         common.print_json({"run_id": plan.run_id, "report": [str(p) for p in paths or []],
-                           "summary": _summary_json(all_results, plan.models, lib, sources),
+                           "summary": _summary_json(all_results, plan.models, lib, sources, plan.scenario_hashes),
                            "results": [_result_json(r) for r in all_results]})
     else:
         _print_run(plan, all_results, paths, lib, sources)
@@ -172,12 +173,13 @@ def _print_run(plan: RunPlan, results: Sequence[ScenarioResult], paths: tuple[Pa
     out.print(f"[bold]run {plan.run_id}[/bold]: {len(results)} scenario runs "
               f"({len(plan.scenario_ids)} scenarios x {len(plan.models)} models x {plan.repeats} repeats)")
     common.print_table(summary_table(summary))
-    common.print_table(criteria_table(success_criteria(results, lib.scenarios, plan.models, sources)))
+    common.print_table(criteria_table(success_criteria(results, lib.scenarios, plan.models, sources,
+                                                       plan.scenario_hashes)))
     common.print_table(category_table(summary))
-    fc = fc_summary(results, lib.scenarios, plan.models)
+    fc = fc_summary(results, lib.scenarios, plan.models, plan.scenario_hashes)
     if fc.models:
         common.print_table(function_calling_table(fc))
-    coherence = coherence_stats(results, plan.models)
+    coherence = coherence_stats(results, plan.models, lib.scenarios)
     if coherence:
         common.print_table(coherence_table(coherence))
     judged = judge_stats(results, lib.scenarios)

@@ -9,6 +9,7 @@ import typer
 
 from agentbench.cli import common
 from agentbench.cli.common import out
+from agentbench.grading.fc_metrics import library_scenarios
 from agentbench.report.render import run_intro, write_report
 from agentbench.report.tables import Table, report_tables
 
@@ -41,7 +42,9 @@ def show_run(run_id: Annotated[str | None, typer.Argument(help="Run id (default:
         return
     for line in run_intro(plan, found):
         out.print(line)
-    for table in report_tables(found, plan.models, plan.model_specs):
+    # the run's own library (its --scenarios-dir too) and scenario hashes: a changed scenario is flagged
+    for table in report_tables(found, plan.models, plan.model_specs, library_scenarios(plan.scenarios_dirs),
+                               scenario_hashes=plan.scenario_hashes):
         common.print_table(table)
 
 

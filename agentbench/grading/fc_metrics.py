@@ -10,7 +10,8 @@ definitions, and exactly how calls are matched to expectations, are in docs/metr
   paired with the i-th call made, in the other modes a maximum bipartite matching pairs them,
   first on full matches (tool and every listed argument), then on the tool name alone among the
   calls left; ``subset`` expectations are an allow-list, so their calls are not required;
-* a turn with ``expect.no_tool_calls`` counts as one expected abstention.
+* a turn with ``expect.no_tool_calls`` counts as one expected abstention, kept only when the turn
+  completed without a call (a run that crashed before the turn kept nothing).
 
 Because the expectations are today's, :func:`fc_summary` also compares the run's stored scenario
 hashes with the library (:mod:`agentbench.grading.drift`): a scenario changed since the run is
@@ -146,7 +147,7 @@ def _call_key(call: ToolCallRecord) -> str:
 
 
 def _turn_counts(scenario: Scenario | None, t: int, calls: Sequence[ToolCallRecord],
-                 offered: set[str] | None) -> FCCounts:
+                 offered: set[str] | None, reached: bool) -> FCCounts:
     counts = FCCounts(calls=len(calls))
     counts.malformed = sum(c.status == "malformed" for c in calls)
     unknown = [c.name not in offered if offered is not None else c.status == "unknown_tool" for c in calls]
@@ -176,7 +177,8 @@ def _turn_counts(scenario: Scenario | None, t: int, calls: Sequence[ToolCallReco
     clean = counts.malformed == 0 and counts.hallucinated == 0
     if expect.no_tool_calls:
         counts.units = counts.abstentions = 1
-        counts.abstained = counts.correct = int(not calls)
+        # a turn the run never completed (it crashed or its endpoint failed) kept no abstention
+        counts.abstained = counts.correct = int(not calls and reached)
     elif expect.tool_calls is not None and expect.tool_calls.mode != "subset":
         expected = expect.tool_calls.calls
         full, named = _pairs(expect.tool_calls.mode, expected, [Call(c.name, c.args) for c in calls])
@@ -195,7 +197,8 @@ def fc_counts(result: ScenarioResult, scenario: Scenario | None) -> FCCounts:
     turns = len(scenario.turns) if scenario is not None else max((c.turn + 1 for c in result.tool_calls), default=0)
     total = FCCounts()
     for t in range(turns):
-        total.add(_turn_counts(scenario, t, [c for c in result.tool_calls if c.turn == t], offered))
+        reached = result.outcome == "completed" or (t < len(result.turns) and result.turns[t].outcome == "completed")
+        total.add(_turn_counts(scenario, t, [c for c in result.tool_calls if c.turn == t], offered, reached))
     return total
 
 

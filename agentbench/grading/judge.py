@@ -390,7 +390,9 @@ async def judge_grades(scenario: Scenario, turns: Sequence[TurnRecord], tool_cal
 @dataclass
 class JudgeStats:
     """One model's judge grades: judged (a score was read), passed, the mean normalised score, and
-    the blocks that were not judged (no --judge), unreadable, failed at the endpoint or not reached."""
+    the blocks that were not judged (no --judge), unreadable, failed at the endpoint or not reached.
+    ``required_unscored`` counts the ``required: true`` blocks among the unreadable and endpoint
+    errors: their runs' pass/fail leaves out a rubric the scenario requires."""
 
     judged: int = 0
     passed: int = 0
@@ -399,6 +401,7 @@ class JudgeStats:
     unparseable: int = 0
     endpoint_errors: int = 0
     not_reached: int = 0
+    required_unscored: int = 0
 
     @property
     def mean_score(self) -> float | None:
@@ -409,7 +412,8 @@ class JudgeStats:
         """The counts and the mean score, for ``--json``."""
         return {"judged": self.judged, "not_judged": self.not_judged, "passed": self.passed,
                 "mean_score": self.mean_score, "unparseable": self.unparseable,
-                "endpoint_errors": self.endpoint_errors, "not_reached": self.not_reached}
+                "endpoint_errors": self.endpoint_errors, "not_reached": self.not_reached,
+                "required_unscored": self.required_unscored}
 
 
 def judge_stats(results: Sequence[Any], scenarios: Mapping[str, Scenario]) -> dict[str, JudgeStats]:
@@ -432,4 +436,5 @@ def judge_stats(results: Sequence[Any], scenarios: Mapping[str, Scenario]) -> di
             else:
                 field = {"unparseable": "unparseable", "endpoint_error": "endpoint_errors"}.get(status, "not_reached")
                 setattr(s, field, getattr(s, field) + 1)
+                s.required_unscored += field != "not_reached" and bool((g.detail or {}).get("required"))
     return stats

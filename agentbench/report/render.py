@@ -84,7 +84,7 @@ def write_report(plan: RunPlan, results: Sequence[ScenarioResult], out_dir: Path
     """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths. ``results_root``
     (the store's folder) supplies bench results for the performance criteria."""
     tables = report_tables(results, plan.models, plan.model_specs, library_scenarios(plan.scenarios_dirs),
-                           results_root)
+                           results_root, plan.scenario_hashes)
     title = f"agentbench report: {plan.run_id}"
     intro = run_intro(plan, results)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,18 +9,36 @@ Definitions (also in docs/metrics.md):
 - pass-rate interval: the 95% Wilson score interval of passed / runs.
 - repeats: per model, the mean over scenarios of pass@1, pass@k and pass^k (k = repeats).
 - coherence: per model, over runs with coherence checks, the mean of each run's minimum turn
-  coherence score (the conversation score) and the mean of its per-turn mean.
+  coherence score (the conversation score) and the mean of its per-turn mean. A run that crashed
+  before it was graded (``endpoint_error``/``error`` with no coherence grade) scores 0 on every
+  checked turn, as an unreached turn does, when its scenario is known; function-calling accuracy
+  counts such a run as missed calls too.
+- judge_unscored: runs with a ``required: true`` judge rubric the judge failed to score (its
+  endpoint failed or its reply was unreadable): their pass/fail leaves that rubric out.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agentbench.grading.coherence import result_coherence
+from agentbench.grading.coherence import ConversationCoherence, result_coherence
 from agentbench.report.stats import pass_at_k, pass_hat_k, wilson_interval
 from agentbench.runner.records import ScenarioResult
+from agentbench.scenario.schema import Scenario
+
+#: Outcomes that mean the run itself broke (endpoint or agentbench), not the model's answer.
+INFRASTRUCTURE_OUTCOMES = ("endpoint_error", "error")
+#: Judge grade statuses where the judge, not the model under test, failed.
+_JUDGE_FAILED = ("unparseable", "endpoint_error")
+
+
+def judge_unscored(result: ScenarioResult) -> bool:
+    """Whether a ``required: true`` judge rubric of this run was not scored because the judge failed
+    (its grade is informational then, so the run's pass/fail silently leaves the rubric out)."""
+    return any(g.grader == "judge" and (g.detail or {}).get("required") and
+               (g.detail or {}).get("status") in _JUDGE_FAILED for g in result.grades)
 
 
 @dataclass
@@ -37,6 +55,7 @@ class Stats:
     input_tokens: int = 0
     output_tokens: int = 0
     runs_with_usage: int = 0
+    judge_unscored: int = 0  # runs whose required judge rubric the judge failed to score
     outcomes: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: ScenarioResult) -> None:
@@ -54,6 +73,7 @@ class Stats:
             self.runs_with_usage += 1
             self.input_tokens += inputs or 0
             self.output_tokens += outputs or 0
+        self.judge_unscored += judge_unscored(result)
         self.outcomes[result.outcome] += 1
 
     @property
@@ -192,7 +212,8 @@ class CoherenceStats:
 
     ``conversation`` is the mean over runs of the run's minimum turn score (MT-Bench-101's
     conversation score); ``turn_mean`` the mean over runs of the run's mean turn score;
-    ``coherent_runs`` the runs whose every checked turn scored 1.
+    ``coherent_runs`` the runs whose every checked turn scored 1; ``infrastructure_errors`` the
+    runs counted here that ended in ``endpoint_error`` or ``error`` (scored 0 where not reached).
     """
 
     model: str
@@ -202,15 +223,32 @@ class CoherenceStats:
     turn_mean: float
     coherent_runs: int
     run_scores: tuple[float, ...]
+    infrastructure_errors: int = 0
 
 
-def coherence_stats(results: Iterable[ScenarioResult], model_order: Sequence[str] = ()) -> list[CoherenceStats]:
-    """Coherence per model (only models with some run of a scenario that has coherence checks)."""
+def _checked_turns(scenario: Scenario | None) -> int:
+    """How many turns of ``scenario`` have coherence checks (0 when it is unknown)."""
+    return 0 if scenario is None else sum(turn.expect.coherence is not None for turn in scenario.turns)
+
+
+def coherence_stats(results: Iterable[ScenarioResult], model_order: Sequence[str] = (),
+                    scenarios: Mapping[str, Scenario] | None = None) -> list[CoherenceStats]:
+    """Coherence per model (only models with some run of a scenario that has coherence checks).
+
+    With ``scenarios`` (by id), a run that crashed before grading (``endpoint_error``/``error``
+    and no coherence grade) of a scenario with coherence checks counts with every checked turn at
+    0, as function-calling accuracy counts its expected calls as missed; without, it is left out."""
+    known = scenarios or {}
     per_model: dict[str, list[tuple[int, float, float]]] = {}
+    broken: Counter[str] = Counter()
     for r in results:
         score = result_coherence(r)
+        if score is None and r.outcome in INFRASTRUCTURE_OUTCOMES:
+            checked = _checked_turns(known.get(r.scenario_id))
+            score = ConversationCoherence(checked, 0.0, 0.0) if checked else None  # every checked turn unreached
         if score is not None:
             per_model.setdefault(r.model, []).append((score.turns, score.minimum, score.mean))
+            broken[r.model] += r.outcome in INFRASTRUCTURE_OUTCOMES
     models = [m for m in model_order if m in per_model] + sorted(set(per_model) - set(model_order))
     rows = []
     for model in models:
@@ -218,5 +256,5 @@ def coherence_stats(results: Iterable[ScenarioResult], model_order: Sequence[str
         minima = tuple(m for _, m, _ in runs)
         rows.append(CoherenceStats(model, len(runs), sum(t for t, _, _ in runs), sum(minima) / len(runs),
                                    sum(mean for _, _, mean in runs) / len(runs), sum(m == 1.0 for m in minima),
-                                   minima))
+                                   minima, broken[model]))
     return rows

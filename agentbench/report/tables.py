@@ -62,12 +62,15 @@ def summary_table(summary: Summary) -> Table:
     for model in summary.models:
         s = summary.overall[model]
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items()))
+        if s.judge_unscored:  # a required rubric the judge failed to score is not in these runs' pass/fail
+            outcomes += f"; required judge not scored {s.judge_unscored}"
         table.rows.append([model, str(s.runs), str(s.passed), pct_ci(s.passed, s.runs), num(s.mean_score),
                            pct(s.tool_call_accuracy), num(s.mean("steps"), 1),
                            num(s.mean("input_tokens"), 0), num(s.mean("output_tokens"), 0),
                            num(s.mean("wall_s"), 3), outcomes])
     table.note = ("pass rate [95% Wilson interval]; tool-call acc. = share of per-turn tool_calls grades passed; "
-                  "tokens are '-' when the backend reports no usage (the reference models).")
+                  "tokens are '-' when the backend reports no usage (the reference models). 'required judge not "
+                  "scored': runs whose required judge rubric the judge failed to score; their pass/fail leaves it out.")
     return table
 
 
@@ -108,6 +111,8 @@ def function_calling_table(fc: FCSummary) -> Table:
                   "arguments, and expected abstentions kept, in turns with no hallucinated or malformed call. "
                   "Name and argument accuracy are over expected calls; hallucinated, malformed and redundant are "
                   "shares of the calls made, missing a share of the expected calls (docs/metrics.md).")
+    if not fc.drift.clean:
+        table.note += " Scenarios: " + fc.drift.note()
     return table
 
 
@@ -127,13 +132,15 @@ def coherence_table(stats: Sequence[CoherenceStats]) -> Table:
 def judge_table(stats: Mapping[str, JudgeStats]) -> Table:
     """The optional LLM judge per model: judged blocks, their pass share and mean score, and the rest."""
     table = Table("LLM judge", ["model", "judged", "passed", "mean score (0..1)", "not judged", "unparseable",
-                                "judge endpoint errors", "turn not reached"])
+                                "judge endpoint errors", "turn not reached", "required, not scored"])
     for model, s in stats.items():
         table.rows.append([model, str(s.judged), f"{pct_ci(s.passed, s.judged)} ({s.passed}/{s.judged})"
                            if s.judged else "-", num(s.mean_score), str(s.not_judged), str(s.unparseable),
-                           str(s.endpoint_errors), str(s.not_reached)])
+                           str(s.endpoint_errors), str(s.not_reached), str(s.required_unscored)])
     table.note = ("judge: blocks of the scenarios run; 'not judged' = run without --judge. Judge grades are "
-                  "informational (not in pass rate or score) unless the rubric says required: true.")
+                  "informational (not in pass rate or score) unless the rubric says required: true; 'required, not "
+                  "scored' = required blocks the judge failed on (unparseable or endpoint error), left out of "
+                  "their runs' pass/fail.")
     return table
 
 
@@ -241,21 +248,23 @@ def architecture_table(results: Sequence[ScenarioResult], summary: Summary,
 
 def report_tables(results: Sequence[ScenarioResult], model_order: Sequence[str] = (),
                   specs: Mapping[str, Mapping[str, Any]] | None = None,
-                  scenarios: Mapping[str, Scenario] | None = None, results_root: Path | None = None) -> list[Table]:
+                  scenarios: Mapping[str, Scenario] | None = None, results_root: Path | None = None,
+                  scenario_hashes: Mapping[str, str] | None = None) -> list[Table]:
     """Every table of a run's report, in reading order. ``scenarios`` (by id) supply the
     expectations of the function-calling metrics; by default the built-in library's.
-    ``results_root`` holds the bench results of the performance criteria (else "not measured")."""
+    ``results_root`` holds the bench results of the performance criteria (else "not measured").
+    ``scenario_hashes`` (the run's plan) flag scenarios changed since the run."""
     from agentbench.report.criteria import criteria_table, perf_source, success_criteria  # it uses Table
 
     summary = summarize(results, model_order)
     scenarios = library_scenarios() if scenarios is None else scenarios
     sources = [perf_source(results_root)] if results_root is not None else []
-    tables = [summary_table(summary), criteria_table(success_criteria(results, scenarios, summary.models, sources)),
-              category_table(summary)]
-    fc = fc_summary(results, scenarios, summary.models)
+    criteria = success_criteria(results, scenarios, summary.models, sources, scenario_hashes)
+    tables = [summary_table(summary), criteria_table(criteria), category_table(summary)]
+    fc = fc_summary(results, scenarios, summary.models, scenario_hashes)
     if fc.models:
         tables.append(function_calling_table(fc))
-    coherence = coherence_stats(results, summary.models)
+    coherence = coherence_stats(results, summary.models, scenarios)
     if coherence:
         tables.append(coherence_table(coherence))
     judged = judge_stats(results, scenarios)

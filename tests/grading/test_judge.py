@@ -13,9 +13,11 @@ import pytest
 
 from agentbench.cli.app import main
 from agentbench.errors import ScenarioError
-from agentbench.grading.judge import CACHE_FILE, JudgeCache, judge_settings, parse_judgement
+from agentbench.grading.judge import CACHE_FILE, JudgeCache, judge_settings, judge_stats, parse_judgement
 from agentbench.models.backends import make_backend
 from agentbench.models.registry import ModelSpec, load_registry
+from agentbench.report.summary import summarize
+from agentbench.report.tables import judge_table, summary_table
 from agentbench.runner.execute import run_scenario
 from agentbench.runner.records import GradeRecord, ScenarioResult
 from agentbench.scenario.loader import load_library
@@ -170,6 +172,13 @@ def test_a_down_endpoint_is_recorded_and_the_other_grades_stand(write_scenario: 
     assert {g.detail["status"] for g in grades.values() if g.detail} == {"endpoint_error"}
     assert all(g.informational and "APIConnectionError" in g.reason for g in grades.values())
     assert result.outcome == "completed" and result.passed  # the model under test is not blamed
+    # ... but the required (turn) rubric left out of pass/fail is counted and shown, never silent
+    assert judge_stats([result], {scenario.id: scenario})["reference"].required_unscored == 1
+    summary = summarize([result])
+    assert summary.overall["reference"].judge_unscored == 1
+    assert "required judge not scored 1" in summary_table(summary).rows[0][-1]
+    judged = judge_table(judge_stats([result], {scenario.id: scenario}))
+    assert judged.headers[-1] == "required, not scored" and judged.rows[0][-1] == "1"
 
 
 def test_a_required_judge_counts_in_passed(write_scenario: Callable[[str, str], Path]) -> None:
@@ -208,7 +217,8 @@ def test_cli_judge_option_stores_grades_and_reuses_the_cache(
     assert main(args[:5] + args[7:]) == 0
     plain = json.loads(capsys.readouterr().out)
     assert plain["summary"]["reference"]["judge"] == {"judged": 0, "not_judged": 2, "passed": 0, "mean_score": None,
-                                                      "unparseable": 0, "endpoint_errors": 0, "not_reached": 0}
+                                                      "unparseable": 0, "endpoint_errors": 0, "not_reached": 0,
+                                                      "required_unscored": 0}
 
 
 def test_a_judge_without_an_endpoint_is_a_clear_error(write_scenario: Callable[[str, str], Path],

@@ -13,6 +13,7 @@ from agentbench.cli.app import main
 from agentbench.models.backends import make_backend
 from agentbench.models.registry import load_registry
 from agentbench.report.criteria import (
+    COHERENCE_MIN,
     Criterion,
     bootstrap_mean_interval,
     criteria_json,
@@ -20,7 +21,9 @@ from agentbench.report.criteria import (
     perf_source,
     success_criteria,
 )
-from agentbench.runner.execute import run_scenario
+from agentbench.report.stats import wilson_interval
+from agentbench.report.summary import coherence_stats
+from agentbench.runner.execute import failed_result, run_scenario
 from agentbench.runner.records import GradeRecord, ScenarioResult
 from agentbench.scenario.loader import load_library
 
@@ -83,7 +86,7 @@ def test_quality_criteria_from_results() -> None:
     assert both["poor"][1].interval is not None and both["poor"][1].interval[1] < 0.8
     table = criteria_table(both)
     assert table.rows[1][:4] == ["good", "multi-turn coherence (mean conversation score)", "> 0.80", "0.95"]
-    assert table.rows[1][-1] == "PASS" and table.rows[3][-1] == "FAIL"
+    assert table.rows[1][-2:] == ["PASS", "-"] and table.rows[3][-2] == "FAIL"
     assert criteria_json(both)["poor"][1]["verdict"] == "fail"
 
 
@@ -91,9 +94,12 @@ def test_performance_criteria_are_not_measured_without_bench_results(tmp_path: P
     source = perf_source(tmp_path)
     assert [c.verdict for c in source("qwen3-8b")] == ["not measured", "not measured"]
     save_bench_result(tmp_path, {"model": "qwen3-8b", "kind": "agent", "agent": {"output_tokens_per_s": 41.5},
-                                 "telemetry": {"summary": {"peak_memory_gb": 62.0}}})
+                                 "server": {"startup": {"weights_gib": 15.0, "available_kv_cache_gib": 100.0}},
+                                 "telemetry": {"summary": {"peak_memory_gb": 137.1, "peak_kv_cache_usage": 0.2}}})
     memory, rate = source("qwen3-8b")
-    assert (memory.measured, memory.direction, memory.verdict) == (62.0, "below", "pass")
+    # what the model needs (weights + the KV cache it used: 35 GiB), not the device-wide 137.1 GB
+    assert (round(memory.measured or 0, 2), memory.direction, memory.verdict) == (37.58, "below", "pass")
+    assert "weights 15.00 GiB" in memory.method
     assert (rate.measured, rate.direction, rate.verdict) == (41.5, "above", "fail")
     assert [c.verdict for c in source("other-model")] == ["not measured", "not measured"]
 
@@ -106,8 +112,35 @@ def test_run_json_and_report_show_the_criteria(tmp_path: Path, capsys: pytest.Ca
     assert code == 0
     rows = {c["criterion"]: c for c in data["summary"]["reference"]["criteria"]}
     assert rows["function calling accuracy"]["measured"] == 1.0 and rows["function calling accuracy"]["ci95"]
-    assert rows["peak GPU memory under 70 GB"]["verdict"] == "not measured"
-    assert rows["peak GPU memory under 70 GB"]["measured"] is None
+    assert rows["model GPU memory under 70 GB"]["verdict"] == "not measured"
+    assert rows["model GPU memory under 70 GB"]["measured"] is None
     report = Path(data["report"][0]).read_text(encoding="utf-8")
     assert "## Success criteria" in report and "| reference | function calling accuracy | > 85.0% | 100.0% |" in report
     assert "not measured" in report
+
+
+def test_few_runs_cannot_pass_on_a_narrow_bootstrap() -> None:
+    low, high = bootstrap_mean_interval([1.0, 0.9])
+    assert low < COHERENCE_MIN < high  # the percentile bootstrap alone said [0.90, 1.00]
+    two = success_criteria(_with_coherence("two", [1.0, 0.9]), LIBRARY.scenarios, ["two"])["two"][1]
+    assert two.verdict == "inconclusive" and "widened to the Wilson interval" in two.method
+    # From 10 runs on, the bootstrap stands alone: narrower than the Wilson interval of the mean.
+    many = [1.0] * 8 + [0.9] * 4
+    mean = sum(many) / len(many)
+    assert bootstrap_mean_interval(many)[0] > wilson_interval(round(mean * len(many), 9), len(many))[0]  # type: ignore[arg-type]
+
+
+def test_a_crashed_run_counts_in_both_quality_criteria() -> None:
+    scenario = LIBRARY.get("multi_turn_budget")
+    ran = _run("multi_turn_budget")
+    crashed = failed_result(scenario, "reference", "t", 1, "worker process died")
+    assert [g.grader for g in crashed.grades] == ["outcome"]  # nothing else was graded
+    assert [c.runs for c in coherence_stats([ran, crashed])] == [1]  # left out without the scenarios
+    stats = coherence_stats([ran, crashed], scenarios=LIBRARY.scenarios)[0]
+    assert (stats.runs, stats.conversation, stats.infrastructure_errors) == (2, 0.5, 1)
+    fc, coherence = success_criteria([ran, crashed], LIBRARY.scenarios, ["reference"])["reference"]
+    single = success_criteria([ran], LIBRARY.scenarios, ["reference"])["reference"][0]
+    assert fc.n == 2 * (single.n or 0) and fc.measured == 0.5 and coherence.n == 2 and coherence.measured == 0.5
+    for criterion in (fc, coherence):
+        assert criterion.notes and "1 run(s) that ended in endpoint_error/error" in criterion.notes[0]
+    assert "1 run(s) that ended in endpoint_error/error" in criteria_table({"reference": [fc]}).rows[0][-1]
