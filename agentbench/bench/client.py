@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import json
 import math
@@ -33,7 +32,7 @@ import aiohttp
 
 from agentbench.bench.metrics import RequestOutput
 
-__all__ = ["BenchRequest", "LoadResult", "SSEParser", "StreamTimer", "arrival_delays", "run_load", "send_request"]
+__all__ = ["BenchRequest", "LoadResult", "StreamTimer", "arrival_delays", "run_load", "send_request"]
 
 ENDPOINTS = ("/v1/completions", "/v1/chat/completions")
 
@@ -54,39 +53,6 @@ class LoadResult:
 
     outputs: list[RequestOutput]
     duration_s: float
-
-
-class SSEParser:
-    """Splits a byte stream into server-sent-event messages (vLLM's ``StreamedResponseHandler``)."""
-
-    def __init__(self) -> None:
-        self.buffer = ""
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-
-    def feed(self, data: bytes) -> list[str]:
-        """Add bytes; return every complete message (``data: ...`` text, stripped)."""
-        self.buffer += self._decoder.decode(data)
-        messages = []
-        while "\n\n" in self.buffer:
-            message, self.buffer = self.buffer.split("\n\n", 1)
-            message = message.strip()
-            if message:
-                messages.append(message)
-        # A trailing message without its blank line is complete when it parses (as vLLM does).
-        if self.buffer.startswith("data: "):
-            content = self.buffer.removeprefix("data: ").strip()
-            if content == "[DONE]":
-                messages.append(self.buffer.strip())
-                self.buffer = ""
-            elif content:
-                try:
-                    json.loads(content)
-                except json.JSONDecodeError:
-                    pass
-                else:
-                    messages.append(self.buffer.strip())
-                    self.buffer = ""
-        return messages
 
 
 def _payload(endpoint: str, model: str, req: BenchRequest, ignore_eos: bool) -> dict[str, Any]:

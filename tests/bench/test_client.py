@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 
 import pytest
 
-from agentbench.bench.client import BenchRequest, SSEParser, StreamTimer, arrival_delays, run_load
+from agentbench.bench.client import BenchRequest, StreamTimer, arrival_delays, run_load
 from agentbench.bench.dataset import random_requests
 from agentbench.bench.metrics import RequestOutput, compute_metrics
 from agentbench.testing.openai_server import OpenAITestServer, Reply
-
-
-def test_sse_parser_splits_messages_across_reads() -> None:
-    p = SSEParser()
-    assert p.feed(b'data: {"a": 1}\n\ndata: {"b"') == ['data: {"a": 1}']
-    assert p.feed(b': 2}\n\ndata: [DONE]') == ['data: {"b": 2}', "data: [DONE]"]
 
 
 def test_arrivals_inf_poisson_and_rescaled() -> None:
@@ -167,3 +162,135 @@ def test_fast_and_full_parse_agree_over_http() -> None:
         assert m.completed == 6 and m.total_output == 54
     assert [len(o.itl) for o in fast.outputs] == [len(o.itl) for o in full.outputs]
     assert all(o.generated_text == "z" * 30 for o in full.outputs)
+
+
+class VllmStreamedResponseHandler:
+    """vLLM 0.24.0's ``StreamedResponseHandler`` (``vllm/benchmarks/lib/endpoint_request_func.py``), verbatim
+    but for names: the reference :class:`StreamTimer` is checked against."""
+
+    def __init__(self) -> None:
+        self.buffer = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def add_chunk(self, chunk_bytes: bytes) -> list[str]:
+        chunk_str = self._decoder.decode(chunk_bytes)
+        self.buffer += chunk_str
+        messages = []
+        while "\n\n" in self.buffer:
+            message, self.buffer = self.buffer.split("\n\n", 1)
+            message = message.strip()
+            if message:
+                messages.append(message)
+        if self.buffer.startswith("data: "):
+            message_content = self.buffer.removeprefix("data: ").strip()
+            if message_content == "[DONE]":
+                messages.append(self.buffer.strip())
+                self.buffer = ""
+            elif message_content:
+                try:
+                    json.loads(message_content)
+                    messages.append(self.buffer.strip())
+                    self.buffer = ""
+                except json.JSONDecodeError:
+                    pass
+        return messages
+
+
+def _vllm_timed(reads: list[tuple[float, bytes]], *, chat: bool) -> RequestOutput:
+    """The body of vLLM 0.24.0's ``async_request_openai_chat_completions`` / ``async_request_openai_completions``
+    for a 200 response, line by line, with ``time.perf_counter()`` reading the arrival time of the network
+    read being handled (the request starts at 0)."""
+    output = RequestOutput(prompt_len=5)
+    st = 0.0
+    generated_text, ttft, most_recent_timestamp, first_chunk_received = "", 0.0, st, False
+    handler = VllmStreamedResponseHandler()
+    for now, chunk_bytes in reads:
+        chunk_bytes = chunk_bytes.strip()
+        if not chunk_bytes:
+            continue
+        for message in handler.add_chunk(chunk_bytes):
+            if message.startswith(":"):
+                continue
+            chunk = message.removeprefix("data: ")
+            if chunk == "[DONE]":
+                continue
+            if chat:
+                timestamp = now
+                data = json.loads(chunk)
+                if choices := data.get("choices"):
+                    content = choices[0]["delta"].get("content")
+                    if ttft == 0.0:
+                        ttft = timestamp - st
+                        output.ttft = ttft
+                    else:
+                        output.itl.append(timestamp - most_recent_timestamp)
+                    generated_text += content or ""
+                elif usage := data.get("usage"):
+                    output.output_tokens = usage.get("completion_tokens")
+                    if (pt := usage.get("prompt_tokens")) is not None:
+                        output.prompt_len = pt
+                most_recent_timestamp = timestamp
+            else:
+                data = json.loads(chunk)
+                if choices := data.get("choices"):
+                    text = choices[0].get("text")
+                    timestamp = now
+                    if not first_chunk_received:
+                        first_chunk_received = True
+                        output.ttft = now - st
+                    else:
+                        output.itl.append(timestamp - most_recent_timestamp)
+                    most_recent_timestamp = timestamp
+                    generated_text += text or ""
+                elif usage := data.get("usage"):
+                    output.output_tokens = usage.get("completion_tokens")
+                    if (pt := usage.get("prompt_tokens")) is not None:
+                        output.prompt_len = pt
+    output.success = True if chat else first_chunk_received
+    output.generated_text = generated_text
+    output.latency = most_recent_timestamp - st
+    return output
+
+
+def _ours(reads: list[tuple[float, bytes]], *, chat: bool, full_parse: bool) -> RequestOutput:
+    now = [0.0]
+    out = RequestOutput(prompt_len=5)
+    timer = StreamTimer(out, 0.0, chat=chat, clock=lambda: now[0], full_parse=full_parse)
+    for at, data in reads:
+        now[0] = at
+        timer.feed(data)
+    timer.finish()
+    return out
+
+
+def _cuts(stream: bytes, sizes: list[int]) -> list[bytes]:
+    """Network reads of about ``sizes`` bytes, never cut beside whitespace: vLLM's client strips every
+    read before parsing (``chunk_bytes.strip()``), so a cut there changes what *it* parses (a cut after
+    ``data:`` loses the message). Real reads end at message boundaries or inside the JSON."""
+    reads, pos, i = [], 0, 0
+    while pos < len(stream):
+        end = min(pos + sizes[i % len(sizes)], len(stream))
+        while end < len(stream) and (stream[end - 1:end].isspace() or stream[end:end + 1].isspace()):
+            end += 1
+        reads.append(stream[pos:end])
+        pos, i = end, i + 1
+    return reads
+
+
+COMPLETION_STREAM = (_completion("a") + b": ping\n\n" + _completion("") + _completion('b "choices":[{')
+                     + _usage(3, spaced=True) + b"data: [DONE]\n\n")
+
+
+@pytest.mark.parametrize("chat", [True, False])
+@pytest.mark.parametrize("sizes", [[10_000], [1], [7, 13], [50, 3, 200], [2, 1]])
+def test_stream_timer_times_and_counts_exactly_as_vllms_own_client(chat: bool, sizes: list[int]) -> None:
+    stream = CHAT_STREAM if chat else COMPLETION_STREAM
+    reads = [(0.5 + i, data) for i, data in enumerate(_cuts(stream, sizes))]  # read i arrives at 0.5 + i s
+    vllm = _vllm_timed(reads, chat=chat)
+    assert vllm.ttft > 0 and vllm.success  # the reference saw the stream
+    for full_parse in (False, True):
+        ours = _ours(reads, chat=chat, full_parse=full_parse)
+        assert (ours.ttft, ours.itl, ours.latency, ours.success) == (vllm.ttft, vllm.itl, vllm.latency, vllm.success)
+        assert (ours.output_tokens, ours.prompt_len) == (vllm.output_tokens, vllm.prompt_len)
+        if full_parse:  # the fast path decodes the text only when the server sent no usage
+            assert ours.generated_text == vllm.generated_text
