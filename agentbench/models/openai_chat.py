@@ -9,7 +9,8 @@
   ``reasoning_content``) and in stream deltas; ChatOpenAI drops it. Here it is kept, in
   ``additional_kwargs["reasoning_content"]`` of messages and chunks alike.
 - ``tool_protocol="prompt"``: ``bind_tools`` describes the tools in the prompt instead of sending
-  them, and parses calls from the reply's text (:mod:`agentbench.models.prompt_tools`).
+  them, and parses calls from the reply's text (:mod:`agentbench.models.prompt_tools`). Every reply's
+  ``<think>`` block is split off by ``prompt_tools.take_reasoning`` alone, which keeps the raw text.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_openai import ChatOpenAI
 
-from agentbench.models.prompt_tools import REASONING_KEY, split_reasoning, with_prompt_tools
+from agentbench.models.prompt_tools import REASONING_KEY, take_reasoning, with_prompt_tools
 
 __all__ = ["ToolSafeChatOpenAI", "server_reasoning"]
 
@@ -81,13 +82,7 @@ class ToolSafeChatOpenAI(ChatOpenAI):
         ``bind_tools`` returned does this and parses the calls too."""
         if self.tool_protocol != "prompt" or not isinstance(message.content, str):
             return message
-        thought, rest = split_reasoning(message.content)
-        if thought is None:
-            return message
-        server = message.additional_kwargs.get(REASONING_KEY)
-        reasoning = "\n\n".join(t for t in (server if isinstance(server, str) else None, thought) if t)
-        return message.model_copy(update={"content": rest.strip(),
-                                          "additional_kwargs": {**message.additional_kwargs, REASONING_KEY: reasoning}})
+        return take_reasoning(message)
 
     def _create_chat_result(self, response: dict[Any, Any] | openai.BaseModel,
                             generation_info: dict[Any, Any] | None = None) -> ChatResult:
@@ -112,15 +107,13 @@ class ToolSafeChatOpenAI(ChatOpenAI):
                 for c in bad)]
         for index, generation in enumerate(result.generations):
             message = generation.message
-            text = reasoning.get(index)
-            if self.tool_protocol == "prompt" and isinstance(message.content, str):
-                # A prompt-mode model without a server-side reasoning parser thinks in its text.
-                thought, rest = split_reasoning(message.content)
-                if thought is not None:
-                    message.content = rest.strip()
-                    text = "\n\n".join(t for t in (text, thought) if t)
-            if text:
+            if text := reasoning.get(index):
                 message.additional_kwargs[REASONING_KEY] = text
+            if self.tool_protocol == "prompt" and isinstance(message, AIMessage) and isinstance(message.content, str):
+                # A prompt-mode model without a server-side reasoning parser thinks in its text; the
+                # raw text is kept, so the prompt-tools parser (tools bound) reads it, not a re-split.
+                split = take_reasoning(message)
+                message.content, message.additional_kwargs = split.content, split.additional_kwargs
         return result
 
     def _convert_chunk_to_generation_chunk(self, chunk: dict[Any, Any], default_chunk_class: type,

@@ -15,7 +15,9 @@ The protocol (documented for users in docs/tool-protocols.md) is the Hermes/Qwen
 - Results go back as a *user* message (models without tool support may reject role ``tool``), one
   ``<tool_response name="NAME">...</tool_response>`` block per call, in call order. The model's earlier
   replies go back as the text it wrote.
-- ``<think>...</think>`` in a reply is reasoning: taken out of the answer and kept beside it.
+- ``<think>...</think>`` in a reply is reasoning: taken out of the answer and kept beside it, in
+  one place only (:func:`take_reasoning`, which also keeps the text exactly as the model wrote it);
+  the call parser then reads what is left.
 
 Malformed blocks (bad JSON, not an object, no name, arguments not an object, no closing tag) become
 ``AIMessage.invalid_tool_calls`` carrying the block's raw text, exactly like a native call whose
@@ -56,6 +58,7 @@ __all__ = [
     "render_tool_results",
     "reply_text",
     "split_reasoning",
+    "take_reasoning",
     "tools_prompt",
     "with_prompt_tools",
 ]
@@ -175,7 +178,14 @@ def _parse_block(body: str) -> ToolCall | InvalidToolCall:
 def parse_text(text: str) -> ParsedReply:
     """Take a reply's text apart (see the module docstring for the rules)."""
     reasoning, rest = split_reasoning(text)
-    parsed = ParsedReply(content="", reasoning=reasoning)
+    parsed = _parse_calls(rest)
+    parsed.reasoning = reasoning
+    return parsed
+
+
+def _parse_calls(rest: str) -> ParsedReply:
+    """The ``<tool_call>`` blocks of a reply's text with its reasoning already taken out."""
+    parsed = ParsedReply(content="")
     visible: list[str] = []
     pos = 0
     while True:
@@ -200,23 +210,39 @@ def parse_text(text: str) -> ParsedReply:
     return parsed
 
 
-def parse_reply(message: AIMessage) -> AIMessage:
-    """``message`` with its text parsed: calls in ``tool_calls``/``invalid_tool_calls``, the answer
-    in ``content``, reasoning in ``additional_kwargs["reasoning_content"]`` (after any the server
-    sent), and the raw text in ``additional_kwargs[RAW_TEXT_KEY]``. Parsing twice changes nothing."""
+def take_reasoning(message: AIMessage) -> AIMessage:
+    """``message`` with its leading ``<think>`` block moved from ``content`` to
+    ``additional_kwargs["reasoning_content"]`` (after any reasoning the server sent), and its text
+    exactly as the model wrote it kept in ``additional_kwargs[RAW_TEXT_KEY]``.
+
+    The one place a prompt-mode reply's reasoning is split off: the chat model calls it on every reply
+    (tools bound or not), :func:`parse_reply` on what it gets; a reply already split is returned as
+    it is, so the answer is never split twice (an answer that mentions ``</think>`` stays whole)."""
     if RAW_TEXT_KEY in message.additional_kwargs:
         return message
     raw = _text(message.content)
-    parsed = parse_text(raw)
+    thought, rest = split_reasoning(raw)
     kwargs = {**message.additional_kwargs, RAW_TEXT_KEY: raw}
     server = kwargs.get(REASONING_KEY) or kwargs.get("reasoning")
-    reasoning = "\n\n".join(r for r in (server if isinstance(server, str) else None, parsed.reasoning) if r)
+    reasoning = "\n\n".join(r for r in (server if isinstance(server, str) else None, thought) if r)
     if reasoning:
         kwargs[REASONING_KEY] = reasoning
-    return message.model_copy(update={
-        "content": parsed.content, "additional_kwargs": kwargs,
-        "tool_calls": [*message.tool_calls, *parsed.tool_calls],
-        "invalid_tool_calls": [*message.invalid_tool_calls, *parsed.invalid_tool_calls],
+    content = rest.strip() if isinstance(message.content, str) or thought is not None else message.content
+    return message.model_copy(update={"content": content, "additional_kwargs": kwargs})
+
+
+def parse_reply(message: AIMessage) -> AIMessage:
+    """``message`` with its text parsed: reasoning split off by :func:`take_reasoning` (the raw text
+    kept), then calls in ``tool_calls``/``invalid_tool_calls`` and the answer in ``content``. Parsing
+    twice changes nothing."""
+    split = take_reasoning(message)
+    if split is message and CALL_OPEN not in _text(message.content):
+        return message  # parsed before (or split by the chat model, and no call in it)
+    parsed = _parse_calls(_text(split.content))
+    return split.model_copy(update={
+        "content": parsed.content,
+        "tool_calls": [*split.tool_calls, *parsed.tool_calls],
+        "invalid_tool_calls": [*split.invalid_tool_calls, *parsed.invalid_tool_calls],
     })
 
 

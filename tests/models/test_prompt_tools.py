@@ -352,3 +352,34 @@ def test_a_prompt_model_without_tools_still_keeps_its_thinking_apart(tmp_path: P
 
             answer = asyncio.run(go())["messages"][-1]
             assert (answer.content, answer.additional_kwargs["reasoning_content"]) == ("Four.", "2 + 2 is 4"), stream
+
+
+def test_the_raw_text_is_exactly_what_the_model_wrote_and_reasoning_is_split_once(tmp_path: Path) -> None:
+    # The answer mentions the tag: a second split would take "</think>" in it for a reasoning end.
+    text = f"<think>use the calculator</think>\n{CALC}\nI wrote </think> by mistake."
+    with OpenAITestServer(lambda _r: Reply(content=text, reasoning="server thought"), model_names=["m"],
+                          chunk_chars=5) as server:
+        for stream in (False, True):
+            backend = OpenAIBackend(prompt_spec(server.base_url, "m", stream=stream))
+
+            async def call(backend: OpenAIBackend = backend, stream: bool = stream) -> AIMessage:
+                await backend.start()
+                try:
+                    bound = LoopBinding.of(backend.chat_model(None), tools_for(tmp_path)).model
+                    if not stream:
+                        return await bound.ainvoke([HumanMessage("tip?")])
+                    chunks = [chunk async for chunk in bound.astream([HumanMessage("tip?")])]
+                    merged = chunks[0]
+                    for chunk in chunks[1:]:
+                        merged += chunk
+                    return bound.finish_stream(AIMessage(content=merged.content,  # type: ignore[attr-defined]
+                                                         additional_kwargs=merged.additional_kwargs))
+                finally:
+                    await backend.stop()
+
+            reply = asyncio.run(call())
+            assert reply.additional_kwargs[RAW_TEXT_KEY] == text, stream
+            assert reply.additional_kwargs["reasoning_content"] == "server thought\n\nuse the calculator", stream
+            assert [c["name"] for c in reply.tool_calls] == ["calculator"]
+            assert reply.content == "I wrote </think> by mistake.", stream
+            assert reply_text(reply) == f"{CALC}\nI wrote </think> by mistake.", stream
