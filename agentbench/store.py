@@ -71,8 +71,9 @@ class RunPlan(BaseModel):
 
 
 def now_iso() -> str:
-    """The current UTC time, to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """The current UTC time, ISO 8601 to the microsecond: runs started within one second (scripts, tests)
+    must still sort in the order they were created (``latest_run_id``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def new_run_id() -> str:

@@ -25,7 +25,7 @@ def list_runs(json_output: common.JsonOption = False, results: common.ResultsDir
         common.print_json(rows)
         return
     table = Table("Runs", ["run", "created", "status", "models", "scenarios", "repeats", "results", "passed"])
-    table.rows = [[r["run_id"], r["created_at"], r["status"], r["models"], str(r["scenarios"]),
+    table.rows = [[r["run_id"], r["created_at"][:19].replace("T", " "), r["status"], r["models"], str(r["scenarios"]),
                    str(r["repeats"]), str(r["results"]), str(r["passed"])] for r in rows]
     common.print_table(table)
 

@@ -66,7 +66,8 @@ def render_html(title: str, intro: Sequence[str], tables: Sequence[Table]) -> st
 def run_intro(plan: RunPlan, results: Sequence[ScenarioResult]) -> list[str]:
     """The lines that say what a run was."""
     return [
-        f"Run {plan.run_id}, started {plan.created_at} (agentbench {plan.agentbench_version}).",
+        f"Run {plan.run_id}, started {plan.created_at[:19].replace('T', ' ')} UTC "
+        f"(agentbench {plan.agentbench_version}).",
         f"Models: {', '.join(plan.models)}. Scenarios: {len(plan.scenario_ids)}"
         f"{f' ({plan.selection})' if plan.selection else ''}. Repeats: {plan.repeats}. "
         f"Results stored: {len(results)} of {len(plan.work_items())}.",

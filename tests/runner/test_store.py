@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from agentbench.errors import ConfigError
+from agentbench.models.registry import load_registry
 from agentbench.runner.records import GradeRecord, ScenarioResult
+from agentbench.runner.suite import make_plan
 from agentbench.store import ResultStore, RunPlan
 from agentbench.testing import OpenAITestServer, reference_responder
 
@@ -46,6 +48,18 @@ def test_append_and_read_back(tmp_path: Path) -> None:
     assert index_rows(tmp_path, "r1") == [("a", 0), ("b", 0)]
     assert store.runs()[0]["results"] == 2
     assert store.plan("r1").work_items() == [("m", "a", 0), ("m", "b", 0), ("m", "c", 0)]
+
+
+def test_the_latest_run_is_the_last_created_even_within_one_second(tmp_path: Path, library) -> None:
+    """Run ids carry a random suffix after the second: two runs started in one second (scripts, tests) must
+    still come back newest first, or `runs show` and `report` would pick the older one."""
+    store = ResultStore(tmp_path)
+    reference = load_registry()["reference"]
+    ids = ["20260101-000000-ffff", "20260101-000000-0000", "20260101-000000-8888"]  # suffixes out of order
+    for run_id in ids:
+        store.create_run(make_plan([reference], [library.scenarios["tip_calculation"]], run_id=run_id))
+    assert store.latest_run_id() == ids[-1]
+    assert [r["run_id"] for r in store.runs()] == ids[::-1]
 
 
 def test_recover_drops_a_partial_line_and_reindexes(tmp_path: Path) -> None:
