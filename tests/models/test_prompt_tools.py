@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from model_helpers import run_once
 
 from agentbench.graphs import LoopBinding
 from agentbench.models.backends import OpenAIBackend, make_backend
@@ -27,7 +28,6 @@ from agentbench.models.prompt_tools import (
     tools_prompt,
 )
 from agentbench.models.registry import FaultSettings, ModelSpec, adhoc_openai_model, load_registry
-from agentbench.runner.execute import run_scenario
 from agentbench.runner.records import ScenarioResult
 from agentbench.runner.suite import execute_plan, make_plan
 from agentbench.scenario.loader import ScenarioLibrary
@@ -254,15 +254,7 @@ def test_scripted_text_replies_drive_a_real_scenario(library: ScenarioLibrary) -
     ]
     with OpenAITestServer(scripted_responder(replies), model_names=["scripted"]) as server:
         backend = make_backend(prompt_spec(server.base_url, "scripted"))
-
-        async def go() -> ScenarioResult:
-            await backend.start()
-            try:
-                return await run_scenario(scenario, backend, run_id="r1")
-            finally:
-                await backend.stop()
-
-        result = asyncio.run(go())
+        result = run_once(backend, scenario, run_id="r1")
         requests = list(server.requests)
     assert result.outcome == "completed", result.error
     assert [(c.name, c.status) for c in result.tool_calls] == [
@@ -315,15 +307,7 @@ def test_a_family_without_a_system_role_gets_the_tool_list_in_its_first_user_mes
     with OpenAITestServer(prompt_reference_responder(library), model_names=[entry.model_name or ""]) as server:
         # The openai backend's request path, as the vllm backend (its subclass) uses it on a running server.
         backend = OpenAIBackend(entry.model_copy(update={"base_url": server.base_url, "max_retries": 0}))
-
-        async def go() -> ScenarioResult:
-            await backend.start()
-            try:
-                return await run_scenario(library.get("tip_calculation"), backend, run_id="r")
-            finally:
-                await backend.stop()
-
-        result = asyncio.run(go())
+        result = run_once(backend, library.get("tip_calculation"))
         requests = list(server.requests)
     assert result.passed, result.error
     assert requests and all(m["role"] != "system" for r in requests for m in r.messages)

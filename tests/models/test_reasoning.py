@@ -4,17 +4,16 @@ counted only when reported, chat_template_kwargs go in the request body, and ``-
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from model_helpers import run_once
 
 from agentbench.cli.app import main
 from agentbench.models.backends import make_backend
 from agentbench.models.registry import ModelSpec, adhoc_openai_model
-from agentbench.runner.execute import run_scenario
 from agentbench.runner.records import ScenarioResult
 from agentbench.scenario.loader import ScenarioLibrary
 from agentbench.store import ResultStore
@@ -49,15 +48,7 @@ def run_tip(library: ScenarioLibrary, spec_update: dict[str, Any], replies: list
     with OpenAITestServer(Recorder(replies), model_names=["thinker"], chunk_chars=chunk_chars) as server:
         spec = adhoc_openai_model(server.base_url, "thinker").model_copy(update={"max_retries": 0, **spec_update})
         backend = make_backend(spec)
-
-        async def go() -> ScenarioResult:
-            await backend.start()
-            try:
-                return await run_scenario(library.get("tip_calculation"), backend, run_id="r")
-            finally:
-                await backend.stop()
-
-        return asyncio.run(go()), list(server.requests)
+        return run_once(backend, library.get("tip_calculation")), list(server.requests)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["invoke", "stream"])
