@@ -14,9 +14,12 @@ from importlib import metadata
 from pathlib import Path
 
 import agentbench
+import agentbench.graphs
 from agentbench.tools import registry as tools_registry
 
-_PACKAGE_DIRS = [Path(agentbench.__file__).parent, Path(tools_registry.__file__).parent]
+# tools/ and graphs/ live beside agentbench/ in a checkout (an editable install maps them in).
+_PACKAGE_DIRS = sorted({Path(agentbench.__file__).parent, Path(tools_registry.__file__).parent,
+                        Path(agentbench.graphs.__file__).parent})
 
 
 def _module_level_imports(path: Path) -> set[str]:
