@@ -13,7 +13,7 @@ Like for like: the raw client replays exactly the request bodies agentbench send
 (full history and tool schemas; captured in a first pass), so the ratio is the harness's own
 cost. A minimal raw loop (one short user message, no tools) is printed beside it for scale.
 
-    python benchmarks/harness_overhead.py [--repeats 6] [--out FILE]
+    python benchmarks/harness_overhead.py [--repeats 24] [--out FILE]
 
 Prints a table and writes JSON. Target (issue 2): at concurrency 32 agentbench reaches at least
 half of the raw client's request rate.

@@ -44,7 +44,7 @@ def show_run(run_id: Annotated[str | None, typer.Argument(help="Run id (default:
         out.print(line)
     # the run's own library (its --scenarios-dir too) and scenario hashes: a changed scenario is flagged
     for table in report_tables(found, plan.models, plan.model_specs, library_scenarios(plan.scenarios_dirs),
-                               scenario_hashes=plan.scenario_hashes):
+                               store.root, scenario_hashes=plan.scenario_hashes):
         common.print_table(table)
 
 
@@ -56,5 +56,5 @@ def report_command(
     """Write a run's report as Markdown and a self-contained HTML page."""
     store = common.store(results)
     run_id = run_id or store.latest_run_id()
-    paths = write_report(store.plan(run_id), list(store.results(run_id)), out_dir)
+    paths = write_report(store.plan(run_id), list(store.results(run_id)), out_dir, store.root)
     out.print(f"report: {paths[0]}  {paths[1]}")

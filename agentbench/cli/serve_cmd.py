@@ -19,7 +19,7 @@ from agentbench.cli import common
 from agentbench.cli.common import EXIT_OK, err, out
 from agentbench.errors import ConfigError
 from agentbench.models.registry import ModelSpec, resolve_model
-from agentbench.serving.launch import LaunchOptions
+from agentbench.serving.launch import LaunchOptions, parse_env_pairs
 from agentbench.store import ResultStore, RunPlan
 
 SwitchOption = Annotated[
@@ -39,7 +39,9 @@ HealthTimeoutOption = Annotated[float, typer.Option("--health-timeout", min=1, h
 
 def launch_options(*, synthetic: bool = False, vllm_command: str | None = None, vllm_env: Sequence[str] | None = None,
                    **overrides: Any) -> LaunchOptions:
-    """The launch options from command-line values (``ConfigError`` for bad ones)."""
+    """The launch options from command-line values (``ConfigError`` for bad ones, checked now even when no
+    server ends up being launched, so a typo is never silently ignored)."""
+    parse_env_pairs(vllm_env or (), "--vllm-env")
     return LaunchOptions(synthetic=synthetic, vllm_command=vllm_command, vllm_env=tuple(vllm_env or ()), **overrides)
 
 

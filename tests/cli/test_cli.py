@@ -55,6 +55,8 @@ def test_report_command_writes_markdown_and_html(capsys, results_dir: Path, tmp_
     markdown = (tmp_path / "rep" / "report.md").read_text()
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "| reference |" in markdown and "## Pass rate by category" in markdown
+    # re-rendered reports carry every success criterion, the performance ones too (not measured here)
+    assert "function calling accuracy" in markdown and "model GPU memory under 70 GB" in markdown
     assert page.startswith("<!doctype html>") and "<link" not in page and "<script src" not in page
 
 
@@ -79,6 +81,8 @@ def test_scenario_json(capsys, results_dir: Path) -> None:
     (["scenario", "nope"], "unknown scenario 'nope'"),
     (["run", "--resume", "20990101-000000-0000"], "no run '20990101-000000-0000'"),
     (["tools", "show", "teleport"], "unknown tool 'teleport'"),
+    # checked at once, even when no vLLM server ends up being launched
+    (["scenario", "tip_calculation", "--vllm-env", "NOEQUALS"], "--vllm-env: expected KEY=VALUE"),
 ])
 def test_bad_input_exits_1_with_a_message(capsys, results_dir: Path, args: list[str], message: str) -> None:
     code, out, err = cli(capsys, *args)
