@@ -20,16 +20,15 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, convert_to_messages
-from langchain_core.prompt_values import PromptValue
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict
 
 from agentbench.errors import ConfigError
-from agentbench.models.offline import conversation_position
+from agentbench.models.offline import conversation_position, message_roles
 from agentbench.models.openai_chat import ToolSafeChatOpenAI
-from agentbench.models.prompt_tools import PromptToolRunnable
+from agentbench.models.prompt_tools import PromptToolRunnable, as_messages
 from agentbench.models.registry import ModelSpec
 from agentbench.models.script import ScriptTurn, gold_script, step_at
 from agentbench.scenario.schema import Scenario
@@ -113,19 +112,6 @@ def forced_gold_fields(spec: ModelSpec, scenario: Scenario | None) -> dict[str, 
     return {"forced_format": fmt, "forced_script": forced_script(gold_script(scenario), fmt)}
 
 
-def _messages(value: LanguageModelInput) -> list[BaseMessage]:
-    if isinstance(value, PromptValue):
-        return value.to_messages()
-    if isinstance(value, str):
-        return [HumanMessage(content=value)]
-    return convert_to_messages(value)
-
-
-def _roles(messages: Sequence[BaseMessage]) -> list[str]:
-    return ["user" if isinstance(m, HumanMessage) else "ai" if isinstance(m, AIMessage) else m.type
-            for m in messages]
-
-
 class ForcedGoldChatOpenAI(ToolSafeChatOpenAI):
     """``ToolSafeChatOpenAI`` whose every request forces the gold step's text (see the module docstring).
 
@@ -143,7 +129,7 @@ class ForcedGoldChatOpenAI(ToolSafeChatOpenAI):
 
     def forced_for(self, messages: Sequence[BaseMessage]) -> ForcedText:
         """The forced reply for a conversation."""
-        return self.forced_at(conversation_position(_roles(messages)))
+        return self.forced_at(conversation_position(message_roles(messages)))
 
     def forced_at(self, position: tuple[int, int]) -> ForcedText:
         """The forced reply at (user turn, reply index)."""
@@ -178,7 +164,7 @@ class _ForcedPromptRunnable(PromptToolRunnable):
     tool loop holds it (tool results are still tool messages), then the prompt is rendered."""
 
     def _position(self, value: LanguageModelInput) -> tuple[int, int]:
-        return conversation_position(_roles(_messages(value)))
+        return conversation_position(message_roles(as_messages(value)))
 
     def invoke(self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any) -> AIMessage:
         return super().invoke(input, config, **{_POSITION_KWARG: self._position(input), **kwargs})

@@ -44,6 +44,12 @@ class OfflineChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=self.reply(messages))])
 
 
+def message_roles(messages: Sequence[BaseMessage]) -> list[str]:
+    """Each message's role as :func:`conversation_position` counts them ("user", "ai", or its type)."""
+    return ["user" if isinstance(m, HumanMessage) else "ai" if isinstance(m, AIMessage) else m.type
+            for m in messages]
+
+
 def conversation_position(roles: Sequence[str]) -> tuple[int, int]:
     """(user turn index, model replies since the last user message) for a list of roles."""
     turn, step = -1, 0
@@ -81,10 +87,8 @@ class ReferenceChatModel(OfflineChatModel):
         return "agentbench-reference"
 
     def reply(self, messages: list[BaseMessage]) -> AIMessage:
-        roles = ["user" if isinstance(m, HumanMessage) else "ai" if isinstance(m, AIMessage) else m.type
-                 for m in messages]
-        turn, step = conversation_position(roles)
+        turn, step = conversation_position(message_roles(messages))
         return step_message(step_at(self.script, turn, step), turn, step)
 
 
-__all__ = ["OfflineChatModel", "ReferenceChatModel", "conversation_position", "step_message"]
+__all__ = ["OfflineChatModel", "ReferenceChatModel", "conversation_position", "message_roles", "step_message"]

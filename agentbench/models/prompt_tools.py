@@ -336,7 +336,8 @@ def render_messages(messages: Sequence[BaseMessage], tools_text: str, *, system_
 # ---------------------------------------------------------------------------
 
 
-def _as_messages(value: LanguageModelInput) -> list[BaseMessage]:
+def as_messages(value: LanguageModelInput) -> list[BaseMessage]:
+    """A runnable's input (a prompt value, a string, or message-likes) as a list of messages."""
     if isinstance(value, PromptValue):
         return value.to_messages()
     if isinstance(value, str):
@@ -359,7 +360,7 @@ class PromptToolRunnable(Runnable[LanguageModelInput, AIMessage]):
 
     def render(self, value: LanguageModelInput) -> list[BaseMessage]:
         """The messages actually sent to the model for ``value``."""
-        return render_messages(_as_messages(value), self.tools_text, system_role=self.system_role)
+        return render_messages(as_messages(value), self.tools_text, system_role=self.system_role)
 
     def finish_stream(self, message: AIMessage) -> AIMessage:
         """A streamed reply, merged, parsed like an invoked one."""
