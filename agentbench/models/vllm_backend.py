@@ -12,14 +12,12 @@ model is stored as ``endpoint_error`` ("server exited") without calling it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.tools import BaseTool
 
 from agentbench.errors import EndpointError
-from agentbench.models.backends import Agent, OpenAIBackend
+from agentbench.models.backends import OpenAIBackend
 from agentbench.models.registry import ModelSpec
 from agentbench.scenario.schema import Scenario
 from agentbench.serving.launch import LaunchOptions, serve_spec, served_model_name
@@ -76,12 +74,6 @@ class VLLMBackend(OpenAIBackend):
     def chat_model(self, scenario: Scenario | None, repeat: int = 0) -> BaseChatModel:
         self._check_alive()
         return super().chat_model(scenario, repeat)
-
-    def agent(self, tools: Sequence[BaseTool], *, system: str | None, max_steps: int,
-              scenario: Scenario | None = None, repeat: int = 0, checkpointer: Any = None) -> Agent:
-        self._check_alive()
-        return super().agent(tools, system=system, max_steps=max_steps, scenario=scenario, repeat=repeat,
-                             checkpointer=checkpointer)
 
     def worker_spec(self) -> ModelSpec:
         """An ``openai`` entry attached to the running server: workers never start a second one."""

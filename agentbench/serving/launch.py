@@ -31,6 +31,7 @@ __all__ = [
     "LaunchPlan",
     "chat_template_path",
     "default_vllm_command",
+    "effective_utilization",
     "parse_env_pairs",
     "plan_launch",
     "resolve_vllm_command",
@@ -165,10 +166,15 @@ def served_model_name(spec: ModelSpec) -> str:
     return spec.model_name or spec.key
 
 
+def effective_utilization(spec: ModelSpec, options: LaunchOptions) -> float:
+    """The ``--gpu-memory-utilization`` a server of ``spec`` runs (or would run) with under ``options``."""
+    return options.gpu_memory_utilization or serve_spec(spec)[0].gpu_memory_utilization
+
+
 def vllm_args(spec: ModelSpec, options: LaunchOptions, *, model: str, port: int) -> list[str]:
     """The server's arguments (after the command prefix) for ``spec`` with ``options`` applied."""
     serve, variant = serve_spec(spec)
-    util = options.gpu_memory_utilization or serve.gpu_memory_utilization
+    util = effective_utilization(spec, options)
     args = ["--model", model, "--served-model-name", served_model_name(spec), "--host", options.host,
             "--port", str(port),
             "--dtype", serve.dtype, "--max-model-len", str(options.max_model_len or serve.max_model_len),

@@ -62,6 +62,10 @@ _ORPHAN_GUARD = (
 )
 
 
+def _last_lines(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def guarded_argv(argv: list[str]) -> list[str]:
     """``argv`` wrapped so the process gets SIGTERM when this process dies (Linux; unchanged elsewhere)."""
     if not sys.platform.startswith("linux"):
@@ -284,8 +288,7 @@ class VLLMServer:
                                    hint="pick another --port, leave it out for a free one, or stop what listens there")
         model = self._model_override()
         self.plan = plan if model is None else plan_launch(self.spec, self.options, port=port, model=model)
-        device = open_device(self.gpu_index)
-        self._baseline = device.memory_used() if device is not None else None
+        self._baseline = self._device_used()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"# agentbench: {' '.join(self.plan.argv)}\n".encode())
@@ -367,8 +370,7 @@ class VLLMServer:
 
     def _memory_added(self) -> int | None:
         """Device memory in use now less the pre-start level: what this server holds once healthy."""
-        device = open_device(self.gpu_index)
-        used = device.memory_used() if device is not None else None
+        used = self._device_used()
         if used is None or self._baseline is None:
             return None
         return max(0, used - self._baseline)
@@ -393,14 +395,16 @@ class VLLMServer:
 
     def log_tail(self, lines: int = _TAIL_LINES) -> str:
         """The last ``lines`` lines of the server's log."""
+        return _last_lines(self._log_text(), lines)
+
+    def _log_text(self) -> str:
         try:
-            text = self.log_path.read_text("utf-8", "replace")
+            return self.log_path.read_text("utf-8", "replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def _start_failure(self, what: str, timed_out: bool = False) -> ServerStartError:
-        text = self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
+        text = self._log_text()  # read once: the diagnosis and the tail come from the same text
         if timed_out:
             last = self._log.phases[-1] if self._log.phases else "none"
             cause, hint = (f"not healthy after {self.health_timeout_s:g} s (last phase seen: {last})",
@@ -409,7 +413,7 @@ class VLLMServer:
         else:
             found = diagnose(text)
             cause, hint = found.cause, found.hint
-        tail = self.log_tail()
+        tail = _last_lines(text, _TAIL_LINES)
         message = (f"vLLM server for {self.spec.key!r} {what}: {cause}\n  hint: {hint}\n  log: {self.log_path}\n"
                    f"--- last lines of the log ---\n{tail}")
         return ServerStartError(message, cause=cause, hint=hint, log_tail=tail, log_path=self.log_path)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from agentbench.errors import ConfigError
 from agentbench.models.registry import ModelSpec
-from agentbench.serving.launch import LaunchOptions, serve_spec
+from agentbench.serving.launch import LaunchOptions, effective_utilization, serve_spec
 from agentbench.serving.server import ServerError, VLLMServer
 
 __all__ = ["SWITCH_MODES", "ModelSwitcher", "SwitchMode", "SwitchRecord", "active_switcher", "serving_session"]
@@ -108,8 +108,8 @@ class ModelSwitcher:
         awake = {k: s for k, s in self.servers.items() if k not in self._sleeping}
         if not awake:
             return
-        shares = {k: _utilization(s.spec, s.options) for k, s in awake.items()}
-        wanted = _utilization(spec, options)
+        shares = {k: effective_utilization(s.spec, s.options) for k, s in awake.items()}
+        wanted = effective_utilization(spec, options)
         total = sum(shares.values()) + wanted
         if total <= _MAX_TOTAL_UTILIZATION:
             return
@@ -212,11 +212,6 @@ class ModelSwitcher:
         temporary = self.record_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")
         temporary.replace(self.record_path)
-
-
-def _utilization(spec: ModelSpec, options: LaunchOptions) -> float:
-    """The ``--gpu-memory-utilization`` a server of ``spec`` runs (or would run) with."""
-    return options.gpu_memory_utilization or serve_spec(spec)[0].gpu_memory_utilization
 
 
 #: The switcher of the run in progress; ``VLLMBackend`` uses it when set (``serving_session``).
