@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agentbench.store import new_run_id
+from agentbench.store import new_run_id, now_iso
 
 __all__ = ["BENCH_SCHEMA_VERSION", "bench_dir", "list_bench_results", "load_bench_result", "save_bench_result"]
 
@@ -30,10 +29,9 @@ def save_bench_result(results_root: Path, result: dict[str, Any]) -> Path:
     atomically; return its path."""
     if "model" not in result or "kind" not in result:
         raise ValueError("a bench result needs 'model' and 'kind'")
-    # to the microsecond: results saved within one second (the agent bench's levels) must sort in order,
-    # since "latest" picks what the criteria read
-    created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-    record = {"schema_version": BENCH_SCHEMA_VERSION, "bench_id": new_run_id(), "created_at": created, **result}
+    # now_iso is to the microsecond: results saved within one second (the agent bench's levels) must sort
+    # in order, since "latest" picks what the criteria read
+    record = {"schema_version": BENCH_SCHEMA_VERSION, "bench_id": new_run_id(), "created_at": now_iso(), **result}
     folder = bench_dir(results_root)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{record['bench_id']}.json"

@@ -88,13 +88,15 @@ def _summary_json(results: Sequence[ScenarioResult], models: Sequence[str], lib:
     fc = fc_summary(results, lib.scenarios, models, hashes)
     for model in fc.models:
         data[model]["function_calling"] = fc.as_json(model)
-    for c in coherence_stats(results, models, lib.scenarios):
+    coherence = coherence_stats(results, models, lib.scenarios)
+    for c in coherence:
         data[c.model]["coherence"] = {"runs": c.runs, "checked_turns": c.turns, "conversation": c.conversation,
                                       "turn_mean": c.turn_mean, "coherent_runs": c.coherent_runs,
                                       "infrastructure_errors": c.infrastructure_errors}
     for model, judged in judge_stats(results, lib.scenarios).items():
         data[model]["judge"] = judged.as_json()
-    for model, rows in criteria_json(success_criteria(results, lib.scenarios, models, sources, hashes)).items():
+    criteria = success_criteria(results, lib.scenarios, models, sources, hashes, fc=fc, coherence=coherence)
+    for model, rows in criteria_json(criteria).items():
         data[model]["criteria"] = rows
     return data
 
@@ -172,14 +174,14 @@ def _print_run(plan: RunPlan, results: Sequence[ScenarioResult], paths: tuple[Pa
     summary = summarize(results, plan.models)
     out.print(f"[bold]run {plan.run_id}[/bold]: {len(results)} scenario runs "
               f"({len(plan.scenario_ids)} scenarios x {len(plan.models)} models x {plan.repeats} repeats)")
+    fc = fc_summary(results, lib.scenarios, plan.models, plan.scenario_hashes)
+    coherence = coherence_stats(results, plan.models, lib.scenarios)
     common.print_table(summary_table(summary))
     common.print_table(criteria_table(success_criteria(results, lib.scenarios, plan.models, sources,
-                                                       plan.scenario_hashes)))
+                                                       plan.scenario_hashes, fc=fc, coherence=coherence)))
     common.print_table(category_table(summary))
-    fc = fc_summary(results, lib.scenarios, plan.models, plan.scenario_hashes)
     if fc.models:
         common.print_table(function_calling_table(fc))
-    coherence = coherence_stats(results, plan.models, lib.scenarios)
     if coherence:
         common.print_table(coherence_table(coherence))
     judged = judge_stats(results, lib.scenarios)

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from agentbench.grading.fc_metrics import fc_summary
+from agentbench.grading.fc_metrics import FCSummary, fc_summary
 from agentbench.report.stats import wilson_interval
-from agentbench.report.summary import INFRASTRUCTURE_OUTCOMES, coherence_stats
+from agentbench.report.summary import INFRASTRUCTURE_OUTCOMES, CoherenceStats, coherence_stats
 from agentbench.report.tables import Table
 from agentbench.runner.records import ScenarioResult
 from agentbench.scenario.schema import Scenario
@@ -128,9 +128,13 @@ def _infrastructure_note(count: int) -> tuple[str, ...]:
 
 
 def _quality(results: Sequence[ScenarioResult], scenarios: Mapping[str, Scenario], models: Sequence[str],
-             scenario_hashes: Mapping[str, str] | None) -> dict[str, list[Criterion]]:
-    fc = fc_summary(results, scenarios, models, scenario_hashes)
-    coherence = {c.model: c for c in coherence_stats(results, models, scenarios)}
+             scenario_hashes: Mapping[str, str] | None, fc: FCSummary | None,
+             coherence_rows: Sequence[CoherenceStats] | None) -> dict[str, list[Criterion]]:
+    if fc is None:
+        fc = fc_summary(results, scenarios, models, scenario_hashes)
+    if coherence_rows is None:
+        coherence_rows = coherence_stats(results, models, scenarios)
+    coherence = {c.model: c for c in coherence_rows}
     drift = (fc.drift.note(),) if not fc.drift.clean else ()
     found: dict[str, list[Criterion]] = {}
     for model in models:
@@ -175,13 +179,16 @@ def perf_source(results_root: Path) -> CriteriaSource:
 
 def success_criteria(results: Sequence[ScenarioResult], scenarios: Mapping[str, Scenario],
                      model_order: Sequence[str] = (), sources: Sequence[CriteriaSource] = (),
-                     scenario_hashes: Mapping[str, str] | None = None) -> dict[str, list[Criterion]]:
+                     scenario_hashes: Mapping[str, str] | None = None, *, fc: FCSummary | None = None,
+                     coherence: Sequence[CoherenceStats] | None = None) -> dict[str, list[Criterion]]:
     """Per model (in ``model_order``, then the rest): the quality criteria, then each source's.
     ``scenario_hashes`` are the run's (``RunPlan.scenario_hashes``): a scenario changed since the run
-    is noted on the function-calling criterion (None: the run stored none, noted as unknown)."""
+    is noted on the function-calling criterion (None: the run stored none, noted as unknown).
+    ``fc`` and ``coherence``: the same results' function-calling summary and coherence rows when the
+    caller has them already (a report shows both as tables), so they are not computed twice."""
     seen = {r.model for r in results}
     models = [m for m in model_order if m in seen] + sorted(seen - set(model_order))
-    found = _quality(results, scenarios, models, scenario_hashes)
+    found = _quality(results, scenarios, models, scenario_hashes, fc, coherence)
     for model in models:
         for source in sources:
             found[model] += source(model)

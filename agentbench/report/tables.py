@@ -259,12 +259,13 @@ def report_tables(results: Sequence[ScenarioResult], model_order: Sequence[str] 
     summary = summarize(results, model_order)
     scenarios = library_scenarios() if scenarios is None else scenarios
     sources = [perf_source(results_root)] if results_root is not None else []
-    criteria = success_criteria(results, scenarios, summary.models, sources, scenario_hashes)
-    tables = [summary_table(summary), criteria_table(criteria), category_table(summary)]
     fc = fc_summary(results, scenarios, summary.models, scenario_hashes)
+    coherence = coherence_stats(results, summary.models, scenarios)
+    criteria = success_criteria(results, scenarios, summary.models, sources, scenario_hashes, fc=fc,
+                                coherence=coherence)
+    tables = [summary_table(summary), criteria_table(criteria), category_table(summary)]
     if fc.models:
         tables.append(function_calling_table(fc))
-    coherence = coherence_stats(results, summary.models, scenarios)
     if coherence:
         tables.append(coherence_table(coherence))
     judged = judge_stats(results, scenarios)

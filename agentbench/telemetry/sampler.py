@@ -184,11 +184,10 @@ class TelemetrySampler:
                keep_samples: bool = True) -> dict[str, Any]:
         """The telemetry record of a window (default: everything): ``available``, ``reason``,
         ``summary`` and (unless ``keep_samples`` is false) ``samples`` with ``t`` relative to ``t0``."""
-        with self._lock:
-            samples = list(self.samples)
-        start = t0 if t0 is not None else (samples[0]["t"] if samples else 0.0)
-        end = t1 if t1 is not None else float("inf")
-        chosen = [s for s in samples if start <= s["t"] <= end]
+        if t0 is None:  # from the first sample on
+            with self._lock:
+                t0 = self.samples[0]["t"] if self.samples else 0.0
+        chosen = self.window(t0, t1 if t1 is not None else float("inf"))
         rec: dict[str, Any] = {"available": self.gpu_available, "interval_s": self.interval_s,
                                "summary": summarize(chosen, output_tokens=output_tokens)}
         if not self.gpu_available:
@@ -196,7 +195,7 @@ class TelemetrySampler:
         if self.metrics_error:
             rec["metrics_error"] = self.metrics_error
         if keep_samples:
-            rec["samples"] = [{**s, "t": round(s["t"] - start, 4)} for s in chosen]
+            rec["samples"] = [{**s, "t": round(s["t"] - t0, 4)} for s in chosen]
         return rec
 
 
