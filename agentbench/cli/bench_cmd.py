@@ -23,6 +23,7 @@ from agentbench.cli.serve_cmd import (
     VllmCommandOption,
     VllmEnvOption,
     launch_options,
+    phase_printer,
 )
 from agentbench.errors import ConfigError
 from agentbench.models.registry import resolve_model
@@ -102,11 +103,6 @@ def _measured(record: dict[str, Any]) -> bool:
 def _failed_parts(record: dict[str, Any]) -> int:
     """Points, context rows and sweep settings recorded with an error."""
     return sum("error" in part for key in ("points", "context", "rows") for part in record.get(key) or [])
-
-
-def _phase(quiet: bool, key: str) -> Any:
-    return (lambda _line: None) if quiet else (lambda line: common.err.print(f"[dim]{key}:[/dim] {line}",
-                                                                            highlight=False))
 
 
 def bench_command(
@@ -242,7 +238,7 @@ def bench_command(
                                      gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
                                      enforce_eager=enforce_eager, extra_args=tuple(vllm_arg or ()))
             log_dir = bench_dir(root) / "servers"
-            phase = _phase(json_output, spec.key)
+            phase = phase_printer(spec.key, json_output)
             record["model"] = spec.key
             if sweep:
                 record.update(kind="sweep", rows=[], concurrency=max(levels))
@@ -309,7 +305,7 @@ def _agent(key: str | None, base_url: str | None, model_name: str | None, models
             handle = None
             try:
                 async with served(spec, options, log_dir=bench_dir(root) / "servers",
-                                  health_timeout_s=health_timeout, on_phase=_phase(quiet, spec.key)) as handle:
+                                  health_timeout_s=health_timeout, on_phase=phase_printer(spec.key, quiet)) as handle:
                     await each(spec.model_copy(update={"base_url": handle.base_url}))
             finally:
                 for r in records:  # the startup figures and the stop report are known once it stopped

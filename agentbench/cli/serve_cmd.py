@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -53,10 +53,12 @@ def attach_to(specs: Sequence[ModelSpec], base_url: str) -> list[ModelSpec]:
     return [s.model_copy(update={"base_url": base_url}) if s.backend == "vllm" else s for s in specs]
 
 
-def _phase_printer(quiet: bool) -> Any:
-    def show(key: str, line: str) -> None:
+def phase_printer(key: str, quiet: bool = False) -> Callable[[str], None]:
+    """Prints a server's startup phase lines on stderr as ``key: line`` (nothing when ``quiet``)."""
+
+    def show(line: str) -> None:
         if not quiet:
-            err.print(f"[dim]{key}:[/dim] {line}", markup=True, highlight=False)
+            err.print(f"[dim]{key}:[/dim] {line}", highlight=False)
 
     return show
 
@@ -78,7 +80,8 @@ def run_serving(plan: RunPlan, store: ResultStore, switch: str, options: LaunchO
     run_dir = store.root / "runs" / plan.run_id
     switcher = ModelSwitcher(cast(SwitchMode, switch), options, log_dir=run_dir / "servers",
                              record_path=run_dir / "serving.json", expected_models=len(launched),
-                             together=max(len(set(keys)) for keys in per_entry), on_phase=_phase_printer(quiet))
+                             together=max(len(set(keys)) for keys in per_entry),
+                             on_phase=lambda key, line: phase_printer(key, quiet)(line))
     with serving_session(switcher):
         yield
 
@@ -154,7 +157,7 @@ def serve_command(
     from agentbench.serving.server import VLLMServer
 
     server = VLLMServer(spec, options, log_path=log, health_timeout_s=health_timeout, die_with_parent=not detach,
-                        on_phase=lambda line: err.print(f"[dim]{spec.key}:[/dim] {line}", highlight=False))
+                        on_phase=phase_printer(spec.key))
     try:
         summary = asyncio.run(_serve(server, detach, once))
     except KeyboardInterrupt:  # Ctrl-C while starting: the group is stopped before we leave
