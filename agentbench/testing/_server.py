@@ -103,6 +103,7 @@ class OpenAITestServer:
         app.router.add_post("/v1/chat/completions", self._handle_chat)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/health", self._handle_health)
+        self._add_routes(app)
         # No access log: at benchmark concurrency it costs time and floods the output.
         # A short shutdown timeout, so stop() does not wait on streams a client left open.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -115,6 +116,9 @@ class OpenAITestServer:
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+
+    def _add_routes(self, app: web.Application) -> None:
+        """More routes of a subclass (the fake vLLM's sleep mode); none here."""
 
     async def astop(self) -> None:
         """Stop serving on the running event loop (the counterpart of :meth:`astart`)."""

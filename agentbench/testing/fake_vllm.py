@@ -79,28 +79,19 @@ class FakeVLLM(OpenAITestServer):
         self.healthy = healthy
         self.sleeping = False
 
-    async def astart(self) -> None:
-        app = web.Application(client_max_size=64 * 1024**2)
-        app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/v1/models", self._handle_models)
-        app.router.add_get("/health", self._health)
+    def _add_routes(self, app: web.Application) -> None:
         if self.sleep_routes:
             app.router.add_post("/sleep", self._sleep)
             app.router.add_post("/wake_up", self._wake)
             app.router.add_get("/is_sleeping", self._is_sleeping)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, self._host, self._requested_port).start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
 
-    async def _health(self, _request: web.Request) -> web.Response:
+    async def _handle_health(self, _request: web.Request) -> web.Response:
         return web.Response(status=200 if self.healthy else 503)
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         if self.sleeping:
             return web.json_response({"error": {"message": "the engine is sleeping", "code": 503}}, status=503)
-        return await self._handle_chat(request)
+        return await super()._handle_chat(request)
 
     async def _sleep(self, request: web.Request) -> web.Response:
         await asyncio.sleep(float(os.environ.get("FAKE_VLLM_SLEEP_S", "0.05")))
