@@ -67,20 +67,25 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
     """One model's share of a run: start its backend, run its scenarios concurrently, stop it.
     Telemetry is set up once the backend has started (the server's address is known then)."""
     backend = make_backend(ModelSpec.model_validate(plan.model_specs[key]))
-    if plan.workers > 1 and len(todo) > 1:
-        if (unstarted := await _start(backend, plan, key, todo, library, store, on_result)) is not None:
-            return unstarted
-        try:
-            workers = min(plan.workers, len(todo))
-            # one sampler in this (parent) process; each worker result gets its window's slice
-            with RunTelemetry.for_backend(backend, sampler=sampler) as parent_telemetry:
-                return await run_in_workers(plan, backend.worker_spec(), todo, workers, library, store,
-                                            on_result or (lambda _: None), attach=parent_telemetry.attach)
-        finally:
-            await backend.stop()
+    if (unstarted := await _start(backend, plan, key, todo, library, store, on_result)) is not None:
+        return unstarted
+    try:
+        with RunTelemetry.for_backend(backend, sampler=sampler) as telemetry:
+            if plan.workers > 1 and len(todo) > 1:
+                # one sampler in this (parent) process; each worker result gets its window's slice
+                return await run_in_workers(plan, backend.worker_spec(), todo, min(plan.workers, len(todo)),
+                                            library, store, on_result or (lambda _: None), attach=telemetry.attach)
+            return await _run_in_process(plan, key, todo, library, store, on_result, backend, telemetry)
+    finally:
+        await backend.stop()
+
+
+async def _run_in_process(plan: RunPlan, key: str, todo: list[tuple[str, int]], library: ScenarioLibrary,
+                          store: ResultStore, on_result: OnResult | None, backend: Backend,
+                          telemetry: RunTelemetry) -> list[ScenarioResult]:
+    """A started model's scenarios in this process, ``plan.concurrency`` at a time."""
     gate = asyncio.Semaphore(plan.concurrency)
     fresh: list[ScenarioResult] = []
-    telemetry: RunTelemetry | None = None
 
     async def one(scenario_id: str, repeat: int) -> None:
         scenario = library.get(scenario_id)
@@ -89,8 +94,8 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
                 t0 = time.perf_counter()
                 result = await run_scenario(scenario, backend, run_id=plan.run_id, repeat=repeat,
                                             tool_options=plan.tool_options)
-                if telemetry is not None:  # the GPU over this scenario's window; never raises
-                    safe_attach(telemetry.attach, result, t0, time.perf_counter())
+                # the GPU over this scenario's window; never raises
+                safe_attach(telemetry.attach, result, t0, time.perf_counter())
         except Exception:  # run_scenario records failures itself; this is the last line of defence
             result = failed_result(scenario, key, plan.run_id, repeat, traceback.format_exc(limit=20))
         store.append(result)  # before anything else can fail: a graded result is never lost
@@ -98,13 +103,7 @@ async def _run_model(plan: RunPlan, key: str, todo: list[tuple[str, int]], libra
         if on_result is not None:
             on_result(result)
 
-    if (unstarted := await _start(backend, plan, key, todo, library, store, on_result)) is not None:
-        return unstarted
-    try:
-        with RunTelemetry.for_backend(backend, sampler=sampler) as telemetry:
-            await asyncio.gather(*(one(s, r) for s, r in todo))
-    finally:
-        await backend.stop()
+    await asyncio.gather(*(one(s, r) for s, r in todo))
     return fresh
 
 
