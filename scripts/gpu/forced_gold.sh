@@ -6,12 +6,14 @@
 #   Run through the wrapper (it installs vLLM and agentbench and sets PYTHONPATH, PYTHONSAFEPATH and
 #   AGENTBENCH_VLLM_ENV):  bash scripts/gpu/run-on-gpu.sh scripts/gpu/forced_gold.sh
 #   or, already set up:     OUT=/some/dir bash scripts/gpu/forced_gold.sh
-# Steps, most valuable first (each server start is 30-120 s; the whole script stays under 9 minutes):
-#   1. llama31-8b  native, vLLM llama3_json parser (never exercised on the GPU before)
-#   2. qwen3-8b    native, hermes parser + qwen3 reasoning parser, thinking off (the regex applies only once
-#                  the prompt's </think> has ended the reasoning)
-#   3. qwen25-7b   native, hermes parser
-#   4. llama31-8b  --tool-protocol prompt (tools in the prompt, calls parsed by agentbench)
+# Steps (FORCED_STEPS, space-separated, run in that order; each server start is 30-120 s; default: the first four):
+#   llama31-8b-llama3_json     native, vLLM llama3_json parser
+#   qwen3-8b-hermes-reasoning  native, hermes parser + qwen3 reasoning parser, thinking off (the regex applies
+#                              only once the prompt's </think> has ended the reasoning)
+#   qwen25-7b-hermes           native, hermes parser
+#   llama31-8b-prompt          --tool-protocol prompt (tools in the prompt, calls parsed by agentbench)
+#   mistral-7b-mistral         native, vLLM mistral parser (HF tokenizer mode)
+#   phi35-mini-prompt          a model whose entry is prompt-based (no vLLM parser), with its own chat template
 # Each step has its own time limit and a failing step never stops the others. Writes under $OUT: steps.jsonl
 # (name, exit code, seconds), each step's console log, run-NAME.json (agentbench run --json), report-NAME/
 # (agentbench's report), summary.json (pass counts per step), server-errors.txt (error lines of the vLLM logs)
@@ -46,7 +48,7 @@ from agentbench.models.registry import load_registry
 
 registry = load_registry()
 entries = {}
-for key in ("llama31-8b", "qwen3-8b", "qwen25-7b"):
+for key in ("llama31-8b", "qwen3-8b", "qwen25-7b", "mistral-7b", "phi35-mini"):
     entry = registry[key].model_dump(exclude_none=True, exclude={"key"})
     entry["serve"]["extra_args"] = [*entry["serve"].get("extra_args", []), "--enforce-eager"]
     entry["serve"]["max_model_len"] = 8192
@@ -65,10 +67,17 @@ forced() {  # forced NAME MODEL [EXTRA...]: the smoke suite, forced, on one synt
 }
 
 step nvidia-smi-before 20 nvidia-smi
-forced llama31-8b-llama3_json llama31-8b
-forced qwen3-8b-hermes-reasoning qwen3-8b --thinking off
-forced qwen25-7b-hermes qwen25-7b
-forced llama31-8b-prompt llama31-8b --tool-protocol prompt
+for name in ${FORCED_STEPS:-llama31-8b-llama3_json qwen3-8b-hermes-reasoning qwen25-7b-hermes llama31-8b-prompt}; do
+  case $name in
+    llama31-8b-llama3_json) forced "$name" llama31-8b ;;
+    qwen3-8b-hermes-reasoning) forced "$name" qwen3-8b --thinking off ;;
+    qwen25-7b-hermes) forced "$name" qwen25-7b ;;
+    llama31-8b-prompt) forced "$name" llama31-8b --tool-protocol prompt ;;
+    mistral-7b-mistral) forced "$name" mistral-7b ;;
+    phi35-mini-prompt) forced "$name" phi35-mini ;;
+    *) echo "{\"step\": \"$name\", \"skipped\": \"unknown step\"}" | tee -a "$OUT/steps.jsonl" ;;
+  esac
+done
 step nvidia-smi-after 20 nvidia-smi
 
 python3 - "$OUT" <<'EOF' > "$OUT/summary.json" 2> "$OUT/summary.err"
