@@ -38,7 +38,8 @@ class LoadConfig:
     ignore_eos: bool = True
     slos_ms: dict[str, float] = field(default_factory=dict)
     percentiles: tuple[float, ...] = (50, 90, 99)
-    metrics: bool = True  # scrape the server's /metrics during the run
+    metrics: bool = True  # scrape the server's /metrics during the run (telemetry's server part)
+    warmups: int | None = None  # untimed requests before each point; None: one batch (the point's concurrency)
 
     @property
     def url(self) -> str:
@@ -52,23 +53,35 @@ class LoadConfig:
             return self.num_prompts
         return max(16, 4 * (concurrency or 16))
 
+    @property
+    def metrics_url(self) -> str | None:
+        """What the telemetry sampler scrapes: the server, unless ``metrics`` is off."""
+        return self.base_url if self.metrics else None
+
+    def warmups_for(self, concurrency: int | None) -> int:
+        """How many untimed warm-up requests go before a point at ``concurrency`` (None: a request-rate
+        point, warmed with 16): one full batch unless set, so the point never pays a first-batch compile."""
+        if self.warmups is not None:
+            return self.warmups
+        return concurrency or 16
+
 
 async def bench_point(cfg: LoadConfig, requests: Sequence[BenchRequest], *, concurrency: int | None,
                       request_rate: float = float("inf"), sampler: TelemetrySampler | None = None) -> dict[str, Any]:
     """Run one load point and return its parameters, metrics and telemetry window."""
     if concurrency is not None and not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency must be within 1..{MAX_CONCURRENCY}, got {concurrency}")
-    t0 = time.perf_counter()
     load = await run_load(cfg.url, cfg.model, requests, max_concurrency=concurrency, request_rate=request_rate,
-                          burstiness=cfg.burstiness, seed=cfg.seed, ignore_eos=cfg.ignore_eos)
+                          burstiness=cfg.burstiness, seed=cfg.seed, ignore_eos=cfg.ignore_eos,
+                          warmups=cfg.warmups_for(concurrency))
     t1 = time.perf_counter()
     metrics = compute_metrics(load.outputs, load.duration_s, percentiles=cfg.percentiles, slos_ms=cfg.slos_ms)
     point: dict[str, Any] = {
         "concurrency": concurrency, "request_rate": None if request_rate == float("inf") else request_rate,
         "num_prompts": len(requests), "metrics": metrics.to_dict(),
     }
-    if sampler is not None:
-        point["telemetry"] = sampler.record(t0, t1, output_tokens=metrics.total_output, keep_samples=True)
+    if sampler is not None:  # the timed part only: the test request and warm-ups are not the point's energy
+        point["telemetry"] = sampler.record(load.started_at, t1, output_tokens=metrics.total_output, keep_samples=True)
     return point
 
 

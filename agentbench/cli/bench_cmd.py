@@ -88,7 +88,7 @@ async def _load_outcome(cfg: LoadConfig, record: dict[str, Any], *, levels: list
     points and rows go into ``record`` as they finish (kept when the run is interrupted)."""
     points: list[dict[str, Any]] = record.setdefault("points", [])
     rows: list[dict[str, Any]] = record.setdefault("context", [])
-    with TelemetrySampler(interval_s=interval, metrics_url=cfg.base_url) as sampler:
+    with TelemetrySampler(interval_s=interval, metrics_url=cfg.metrics_url) as sampler:
         record.update(gpu_available=sampler.gpu_available, telemetry_reason=sampler.reason)
         await load_sweep(cfg, concurrencies=levels, request_rates=rates, tokenizer=tok, sampler=sampler, into=points)
         if context:
@@ -137,6 +137,12 @@ def bench_command(
                                                       "capping the context pass (default 8192).",
                                                       show_default=False)] = None,
     telemetry_interval: Annotated[float, typer.Option(help="Telemetry sampling period in seconds.")] = 0.1,
+    num_warmups: Annotated[int | None, typer.Option(min=0, help="Untimed warm-up requests before each point "
+                                                    "(vllm bench serve's --num-warmups; default: one batch, the "
+                                                    "point's concurrency, so no point pays a first-batch kernel "
+                                                    "compile).", show_default=False)] = None,
+    server_metrics: Annotated[bool, typer.Option(help="Scrape the server's /metrics (every 0.5 s) into the "
+                                                 "telemetry.")] = True,
     sweep: Annotated[bool, typer.Option("--sweep", help="With KEY: restart the server over a grid of serving "
                                         "settings, bench each at the highest --concurrency, and recommend the best "
                                         "goodput under --goodput.")] = False,
@@ -199,7 +205,7 @@ def bench_command(
         raise typer.BadParameter(f"--request-rate takes comma-separated numbers, got {request_rate!r}") from None
     cfg = LoadConfig(base_url=base_url or "", model=model_name or "", endpoint=endpoint, input_len=input_len,
                      output_len=output_len, num_prompts=num_prompts, seed=seed, burstiness=burstiness,
-                     ignore_eos=ignore_eos, slos_ms=_slos(goodput))
+                     ignore_eos=ignore_eos, slos_ms=_slos(goodput), warmups=num_warmups, metrics=server_metrics)
     axes = _sweep_axes(sweep_set) if sweep else {}
     tok = load_tokenizer(tokenizer) if tokenizer else None
     root = results_dir(results)
@@ -383,7 +389,7 @@ async def _sweep(spec: Any, options: Any, cfg: LoadConfig, axes: dict[str, list[
         run_cfg = dataclasses.replace(cfg, base_url=base_url, model=model)
         reqs = random_requests(run_cfg.prompts_for(top), cfg.input_len, cfg.output_len, tokenizer=tok,
                                range_ratio=cfg.range_ratio, seed=cfg.seed)
-        with TelemetrySampler(interval_s=interval, metrics_url=base_url) as sampler:
+        with TelemetrySampler(interval_s=interval, metrics_url=run_cfg.metrics_url) as sampler:
             return await bench_point(run_cfg, reqs, concurrency=top, sampler=sampler)
 
     rows: list[dict[str, Any]] = record["rows"]

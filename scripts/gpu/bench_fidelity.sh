@@ -95,19 +95,24 @@ vllm_run() {  # vllm_run ROUND C N
   step "vllm-r$1-c$2" 120 "${VLLM_PY[@]}" -m vllm.entrypoints.cli.main bench serve --backend openai \
     --base-url "$ROOT" --endpoint /v1/completions --model "$NAME" --tokenizer "$MODEL_DIR" \
     --dataset-name random --random-input-len 1024 --random-output-len 128 --num-prompts "$3" \
-    --max-concurrency "$2" --ignore-eos --seed 0 --save-result --result-dir "$W/vllm-r$1" \
+    --max-concurrency "$2" --num-warmups "$2" --ignore-eos --seed 0 --save-result --result-dir "$W/vllm-r$1" \
     --result-filename "vllm-c$2.json"
 }
 ours_run() {  # ours_run ROUND C N
   mkdir -p "$W/ours-r$1"
   step "ours-r$1-c$2" 120 bash -c "${AB[*]} bench --base-url '$BASE' --model-name $NAME --tokenizer '$MODEL_DIR' \
-    --concurrency $2 --num-prompts $3 --input-len 1024 --output-len 128 --seed 0 --json > '$W/ours-r$1/c$2.json'"
+    --concurrency $2 --num-prompts $3 --input-len 1024 --output-len 128 --seed 0 --num-warmups $2 ${OURS_FLAGS:-} \
+    --json > '$W/ours-r$1/c$2.json'"
 }
 fidelity_round() {  # fidelity_round ROUND: compare the round's two folders
   step "fidelity-r$1" 60 python3 -m agentbench.bench.fidelity --vllm-dir "$W/vllm-r$1" --ours-dir "$W/ours-r$1" \
     --out "$W/fidelity-r$1"
 }
-for pair in "1 16" "8 32" "64 256"; do
+# FIDELITY_PAIRS: "C N" pairs separated by ';' (concurrency, prompts); both clients warm up with one batch of C
+# first (vllm's --num-warmups, agentbench's --num-warmups). OURS_FLAGS: more agentbench bench options, e.g.
+# --no-server-metrics (no /metrics scraping during the run) to test the telemetry's effect on the server.
+IFS=';' read -r -a PAIRS <<< "${FIDELITY_PAIRS:-1 16;8 32;64 256}"
+for pair in "${PAIRS[@]}"; do
   read -r c n <<< "$pair"; vllm_run 1 "$c" "$n"; ours_run 1 "$c" "$n"
 done
 fidelity_round 1
@@ -115,7 +120,7 @@ FIDELITY=$?
 cat "$W/fidelity-r1/fidelity.md" 2>/dev/null
 # Round 2 only if the GPU test below (about 150 s) still fits after it (about 170 s).
 if (( BUDGET_S - SECONDS >= ${ROUND2_NEEDS_S:-330} )); then
-  for pair in "1 16" "8 32" "64 256"; do
+  for pair in "${PAIRS[@]}"; do
     read -r c n <<< "$pair"; ours_run 2 "$c" "$n"; vllm_run 2 "$c" "$n"
   done
   fidelity_round 2

@@ -53,7 +53,8 @@ SMALL = ["--model-name", "m", "--endpoint", "/v1/chat/completions", "--num-promp
 
 
 def test_a_failed_point_is_recorded_and_the_finished_ones_kept(tmp_path: Path, capsys) -> None:
-    with OpenAITestServer(_failing_after(5), model_names=["m"]) as server:  # c=1: one test request + 4
+    # c=1: one test request, one warm-up (a batch of 1) and 4 timed requests; c=4's test request gets a 500
+    with OpenAITestServer(_failing_after(6), model_names=["m"]) as server:
         code = main(["bench", "--base-url", server.base_url, *SMALL, "--concurrency", "1,4",
                      "--results-dir", str(tmp_path), "--json"])
     captured = capsys.readouterr()
@@ -66,6 +67,32 @@ def test_a_failed_point_is_recorded_and_the_finished_ones_kept(tmp_path: Path, c
     assert second["error"].startswith("RuntimeError: the test request") and "500" in second["error"]
     assert main(["bench", "--show", "latest", "--results-dir", str(tmp_path)]) == 0
     assert "error: RuntimeError" in capsys.readouterr().out
+
+
+def test_warmups_and_server_metrics_options(tmp_path: Path, capsys) -> None:
+    requests = 0
+
+    def respond(_request) -> Reply:
+        nonlocal requests
+        requests += 1
+        return Reply(content="y" * 24, completion_tokens=6)
+
+    def bench(*extra: str) -> dict:
+        with OpenAITestServer(respond, model_names=["m"]) as server:
+            code = main(["bench", "--base-url", server.base_url, *SMALL, "--concurrency", "2",
+                         "--results-dir", str(tmp_path), "--json", *extra])
+        assert code == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    default = bench()  # a test request, one batch of warm-ups (2), 4 timed; the test server has no /metrics
+    assert requests == 1 + 2 + 4
+    assert default["points"][0]["metrics"]["completed"] == 4
+    assert "404" in default["points"][0]["telemetry"]["metrics_error"]
+    requests = 0
+    quiet = bench("--num-warmups", "0", "--no-server-metrics")
+    assert requests == 1 + 4
+    assert "metrics_error" not in quiet["points"][0]["telemetry"]
+    assert quiet["config"]["warmups"] == 0 and quiet["config"]["metrics"] is False
 
 
 def test_an_interrupted_bench_stores_what_finished(tmp_path: Path, capsys, monkeypatch) -> None:

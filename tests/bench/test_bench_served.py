@@ -98,11 +98,11 @@ def test_key_and_base_url_errors_are_named(tmp_path: Path, capsys) -> None:
 
 def test_a_server_crash_mid_bench_keeps_the_finished_points_and_the_server_record(tmp_path: Path, capsys) -> None:
     code = main(["bench", "toy", "--models-file", str(_models(tmp_path)), "--vllm-command", command(),
-                 "--vllm-env", ECHO, "--vllm-env", "FAKE_VLLM_DIE_AFTER=5", "--concurrency", "1,2", *SMALL,
+                 "--vllm-env", ECHO, "--vllm-env", "FAKE_VLLM_DIE_AFTER=6", "--concurrency", "1,2", *SMALL,
                  "--results-dir", str(tmp_path / "res"), "--json"])
     assert code == 0, capsys.readouterr().err
     [stored] = list_bench_results(tmp_path / "res", "toy")
     first, second = stored["points"]
-    assert first["metrics"]["completed"] == 4 and first["metrics"]["failed"] == 0  # the test request + 4
+    assert first["metrics"]["completed"] == 4 and first["metrics"]["failed"] == 0  # test request, warm-up, 4
     assert "metrics" not in second and "the test request" in second["error"]
     assert stored["server"]["startup"]["kv_cache_tokens"] > 0 and stored["server"]["stop"]["group_exited"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
+import time
 
 import pytest
 
 from agentbench.bench.client import BenchRequest, StreamTimer, arrival_delays, run_load
 from agentbench.bench.dataset import random_requests
 from agentbench.bench.metrics import RequestOutput, compute_metrics
+from agentbench.bench.run import LoadConfig, bench_point
 from agentbench.testing.openai_server import OpenAITestServer, Reply
 
 
@@ -64,6 +66,48 @@ def test_http_errors_are_failed_requests_not_crashes() -> None:
         load = asyncio.run(run_load(url, "m", [BenchRequest("hi", 1, 4)] * 2, max_concurrency=1))
     assert [o.success for o in load.outputs] == [False, False]
     assert "HTTP 500" in load.outputs[0].error
+
+
+def test_warmups_are_untimed_copies_of_the_first_request_under_the_cap() -> None:
+    seen: list[str] = []
+    in_flight, peak = 0, 0
+
+    async def respond(request):
+        nonlocal in_flight, peak
+        seen.append(request.messages[-1]["content"][0]["text"])
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return Reply(content="x" * 8, completion_tokens=3)
+
+    reqs = [BenchRequest(f"prompt {i}", 2, 3) for i in range(5)]
+    with OpenAITestServer(respond, model_names=["m"]) as server:
+        url = server.base_url.removesuffix("/v1") + "/v1/chat/completions"
+        called = time.perf_counter()
+        load = asyncio.run(run_load(url, "m", reqs, max_concurrency=2, warmups=3))
+    # the test request, three warm-ups of the first prompt, then the five timed requests
+    assert seen[:4] == ["prompt 0"] * 4 and sorted(seen[4:]) == [f"prompt {i}" for i in range(5)]
+    assert len(load.outputs) == 5 and peak == 2
+    # the timed part starts after the test request and two waves of warm-ups (3 under a cap of 2)
+    assert load.started_at - called >= 3 * 0.05
+    assert min(o.start_time for o in load.outputs) >= load.started_at
+
+
+def test_a_failed_warmup_fails_the_point_and_bad_counts_are_refused() -> None:
+    calls = 0
+
+    def respond(_request):
+        nonlocal calls
+        calls += 1
+        return Reply(content="ok") if calls != 3 else Reply(status=500, error_message="compile failed")
+
+    with OpenAITestServer(respond, model_names=["m"]) as server:
+        url = server.base_url.removesuffix("/v1") + "/v1/chat/completions"
+        with pytest.raises(RuntimeError, match=r"1 of 2 warm-up requests .* failed: HTTP 500"):
+            asyncio.run(run_load(url, "m", [BenchRequest("hi", 1, 4)] * 2, max_concurrency=1, warmups=2))
+        with pytest.raises(ValueError, match="warmups must be 0 or more"):
+            asyncio.run(run_load(url, "m", [BenchRequest("hi", 1, 4)], warmups=-1))
 
 
 def test_text_fallback_pins_output_length() -> None:
@@ -294,3 +338,33 @@ def test_stream_timer_times_and_counts_exactly_as_vllms_own_client(chat: bool, s
         assert (ours.output_tokens, ours.prompt_len) == (vllm.output_tokens, vllm.prompt_len)
         if full_parse:  # the fast path decodes the text only when the server sent no usage
             assert ours.generated_text == vllm.generated_text
+
+
+class _WindowRecorder:
+    """Stands in for the telemetry sampler: records the window a point asks for."""
+
+    def __init__(self) -> None:
+        self.windows: list[tuple[float, float]] = []
+
+    def record(self, t0: float, t1: float, **_kw: object) -> dict:
+        self.windows.append((t0, t1))
+        return {"summary": {}}
+
+
+def test_a_points_telemetry_window_is_its_timed_part_only() -> None:
+    async def respond(_request):
+        await asyncio.sleep(0.05)
+        return Reply(content="x" * 8, completion_tokens=3)
+
+    recorder = _WindowRecorder()
+    with OpenAITestServer(respond, model_names=["m"]) as server:
+        cfg = LoadConfig(base_url=server.base_url, model="m", endpoint="/v1/chat/completions", warmups=4)
+        called = time.perf_counter()
+        point = asyncio.run(bench_point(cfg, [BenchRequest("hi", 1, 3)] * 2, concurrency=1,
+                                        sampler=recorder))  # type: ignore[arg-type]
+    [(t0, t1)] = recorder.windows
+    assert t0 - called >= 5 * 0.05  # after the test request and four warm-ups at concurrency 1
+    assert t1 - t0 == pytest.approx(point["metrics"]["duration_s"], abs=0.02)
+    assert LoadConfig(base_url="u", model="m").warmups_for(8) == 8 and cfg.warmups_for(8) == 4
+    assert LoadConfig(base_url="u", model="m").warmups_for(None) == 16
+    assert LoadConfig(base_url="u", model="m", metrics=False).metrics_url is None
