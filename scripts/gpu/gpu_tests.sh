@@ -2,10 +2,13 @@
 # The `gpu` tests on the GPU machine, through run-on-gpu.sh (which installs vLLM and agentbench and sets
 # PYTHONPATH, PYTHONSAFEPATH and AGENTBENCH_VLLM_ENV):
 #   bash scripts/gpu/run-on-gpu.sh scripts/gpu/gpu_tests.sh [PYTEST ARGS...]   (default: tests/gpu/test_serving_gpu.py)
-# tests/gpu/test_serving_gpu.py takes about 7-8 minutes on an H200 (start/health/stop/memory released; two resident
-# 8B models switched by sleep/wake against raw POSTs; a cold restart); tests/gpu/test_bench_gpu.py about 2-3
-# (bench_fidelity.sh runs it after the fidelity check). Writes under $OUT: pytest.log, junit.xml, and (through
-# AGENTBENCH_GPU_OUT) the tests' JSON summaries and server logs. LIMIT_S (default 560) bounds the whole run.
+# Times on the H200 (2026-12-04; server starts there take 76-161 s): in tests/gpu/test_serving_gpu.py the start/stop
+# test about 2.5 minutes, the sleep/wake switch of two resident 8B models about 6.5, the eager restart switch about
+# 3; tests/gpu/test_bench_gpu.py about 2.5. One device call runs 10 minutes at most, so split them, e.g.
+#   ... gpu_tests.sh tests/gpu/test_serving_gpu.py -k "not restart_switch"
+#   ... gpu_tests.sh tests/gpu/test_bench_gpu.py tests/gpu/test_serving_gpu.py -k "bench_key or restart_switch"
+# Writes under $OUT: pytest.log, junit.xml, and (through AGENTBENCH_GPU_OUT) the tests' JSON summaries and server
+# logs. LIMIT_S (default 560) bounds the whole run.
 set -uo pipefail
 OUT=${OUT:?}; export AGENTBENCH_GPU_OUT="$OUT"
 (( $# )) || set -- tests/gpu/test_serving_gpu.py
