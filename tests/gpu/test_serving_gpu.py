@@ -67,6 +67,16 @@ def test_synthetic_llama_starts_reports_its_figures_and_releases_memory(tmp_path
     assert stop is not None and stop.group_exited and stop.memory_released is True, stop
 
 
+def _stops(switcher: ModelSwitcher) -> list[dict[str, Any]]:
+    """The stop reports of every server the switcher ran."""
+    return [s["stop"] for s in switcher.to_dict()["servers"] if "stop" in s]
+
+
+def _all_clean(stops: list[dict[str, Any]]) -> bool:
+    """Whether every stop left nothing behind: the whole group gone and the GPU memory given back."""
+    return all(s["group_exited"] and s["memory_released"] is True for s in stops)
+
+
 async def _raw_switch(leave: VLLMServer, enter: VLLMServer) -> float:
     """Sleep one server and wake the other with plain HTTP POSTs (no checks): vLLM's own cost."""
     async with httpx.AsyncClient(timeout=600) as client:
@@ -84,7 +94,7 @@ def test_switch_sleep_wake_versus_raw_posts(tmp_path: Path) -> None:
     a, b = resolve_model(MODEL_A, registry), resolve_model(MODEL_B, registry)
     result: dict[str, Any] = {"models": [MODEL_A, MODEL_B]}
 
-    async def run() -> None:
+    async def run() -> ModelSwitcher:
         sleepy = ModelSwitcher("sleep", _options(), log_dir=out / "sleep", record_path=out / "switch-sleep.json",
                                expected_models=2, on_phase=lambda key, line: print(key, line))
         try:
@@ -103,13 +113,13 @@ def test_switch_sleep_wake_versus_raw_posts(tmp_path: Path) -> None:
                                "records": [r.to_dict() for r in sleepy.records]}
         finally:
             await sleepy.close()
-        result["stops"] = [s["stop"] for s in sleepy.to_dict()["servers"] if "stop" in s]
+        return sleepy
 
-    asyncio.run(run())
+    sleepy = asyncio.run(run())
+    result["stops"] = _stops(sleepy)
     _save(out, "switch-summary.json", result)
     print(json.dumps(result, indent=2, default=str))
-    assert len(result["stops"]) == 2
-    assert all(s["group_exited"] and s["memory_released"] is True for s in result["stops"])
+    assert len(result["stops"]) == 2 and _all_clean(result["stops"]), result["stops"]
     assert max(result["sleep"]["agentbench_switch_s"]) < 10  # warm switches take about a second on an H200
     assert result["sleep"]["ratio_median"] <= 1.2  # agentbench's checks add little to vLLM's own sleep + wake
 
@@ -143,5 +153,5 @@ def test_restart_switch_stops_releases_and_cold_starts_the_next(tmp_path: Path) 
     assert (first.how, second.how) == ("cold start", "cold start") and second.from_models == [MODEL_A]
     assert second.memory_released is True and second.stop_s is not None and second.stop_s < 60
     assert second.start_s is not None and second.total_s >= second.start_s + second.stop_s
-    stops = [s["stop"] for s in restart.to_dict()["servers"] if "stop" in s]
-    assert len(stops) == 2 and all(s["group_exited"] and s["memory_released"] is True for s in stops)
+    stops = _stops(restart)
+    assert len(stops) == 2 and _all_clean(stops), stops
