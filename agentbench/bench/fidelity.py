@@ -3,7 +3,8 @@
 Reads vLLM's ``--save-result`` JSON files (keys ``max_concurrency``, ``output_throughput``,
 ``mean_ttft_ms``, ``mean_tpot_ms``) and agentbench bench result files (``kind: load``), pairs them by
 concurrency, and writes a JSON and a markdown table with the ratios (ours / vLLM); a metric passes
-when the ratio is within ``tolerance`` of 1.
+when the ratio is within ``tolerance`` of 1. Several runs per concurrency on a side (repeats) are
+compared by their means, with every run's value kept beside them.
 
 Command line (used by ``scripts/gpu/bench_fidelity.sh``)::
 
@@ -29,25 +30,26 @@ FIDELITY_METRICS: Mapping[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def vllm_by_concurrency(paths: Sequence[Path]) -> dict[int, dict[str, Any]]:
-    """vLLM result files keyed by their ``max_concurrency``."""
-    out: dict[int, dict[str, Any]] = {}
+def vllm_by_concurrency(paths: Sequence[Path]) -> dict[int, list[dict[str, Any]]]:
+    """vLLM result files grouped by their ``max_concurrency`` (repeats in the order of ``paths``)."""
+    out: dict[int, list[dict[str, Any]]] = {}
     for path in paths:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if "output_throughput" not in data or data.get("max_concurrency") is None:
             raise ValueError(f"{path} is not a vllm bench serve result with --max-concurrency")
-        out[int(data["max_concurrency"])] = data
+        out.setdefault(int(data["max_concurrency"]), []).append(data)
     return out
 
 
-def ours_by_concurrency(paths: Sequence[Path]) -> dict[int, dict[str, Any]]:
-    """Our load points (from bench result files) keyed by concurrency; a later file wins."""
-    out: dict[int, dict[str, Any]] = {}
+def ours_by_concurrency(paths: Sequence[Path]) -> dict[int, list[dict[str, Any]]]:
+    """The metrics of our load points (from bench result files) grouped by concurrency, repeats in file
+    and point order (``agentbench bench --concurrency 64,64`` measures c=64 twice in one run)."""
+    out: dict[int, list[dict[str, Any]]] = {}
     for path in paths:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         for point in data.get("points", []):
             if point.get("concurrency") is not None and "metrics" in point:  # a failed point measured nothing
-                out[int(point["concurrency"])] = point["metrics"]
+                out.setdefault(int(point["concurrency"]), []).append(point["metrics"])
     return out
 
 
@@ -58,29 +60,52 @@ def _dig(data: Mapping[str, Any], path: Sequence[str]) -> float:
     return float(value)
 
 
-def compare_fidelity(vllm: Mapping[int, Mapping[str, Any]], ours: Mapping[int, Mapping[str, Any]], *,
-                     tolerance: float = 0.05) -> dict[str, Any]:
+Runs = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+def _runs(value: Runs) -> list[Mapping[str, Any]]:
+    """One run (a mapping) or several (a list of them) as a list."""
+    return [value] if isinstance(value, Mapping) else list(value)
+
+
+def compare_fidelity(vllm: Mapping[int, Runs], ours: Mapping[int, Runs], *, tolerance: float = 0.05) -> dict[str, Any]:
     """Rows per (concurrency, metric) with both values, the ratio and pass/fail; ``passed`` overall.
-    A concurrency measured by only one side is listed under ``missing`` and fails the check."""
+
+    Each side may hold several runs per concurrency (repeats, ideally interleaved: vLLM, ours, vLLM,
+    ours): a row then compares the means over the runs, and lists every run's value in ``vllm_runs``
+    and ``agentbench_runs`` so the run-to-run spread sits beside the ratio. A concurrency measured by
+    only one side is listed under ``missing`` and fails the check."""
     rows = []
     for c in sorted(set(vllm) & set(ours)):
+        vruns, oruns = _runs(vllm[c]), _runs(ours[c])
         for label, (vkey, opath) in FIDELITY_METRICS.items():
-            v, o = float(vllm[c][vkey]), _dig(ours[c], opath)
+            vvals = [float(r[vkey]) for r in vruns]
+            ovals = [_dig(r, opath) for r in oruns]
+            v, o = sum(vvals) / len(vvals), sum(ovals) / len(ovals)
             ratio = o / v if v else float("inf")
             rows.append({"concurrency": c, "metric": label, "vllm": v, "agentbench": o, "ratio": ratio,
-                         "passed": abs(ratio - 1) <= tolerance})
+                         "passed": abs(ratio - 1) <= tolerance, "vllm_runs": vvals, "agentbench_runs": ovals})
     missing = sorted(set(vllm) ^ set(ours))
     return {"tolerance": tolerance, "rows": rows, "missing": missing,
             "passed": bool(rows) and not missing and all(r["passed"] for r in rows)}
 
 
+def _cell(mean: float, runs: Sequence[float]) -> str:
+    """A mean, with the runs' range and count when there were several."""
+    if len(runs) < 2:
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ({min(runs):.2f}-{max(runs):.2f}, n={len(runs)})"
+
+
 def fidelity_markdown(result: Mapping[str, Any]) -> str:
-    """The comparison as a markdown table."""
+    """The comparison as a markdown table (a side with repeats shows its mean, range and count)."""
     lines = [f"# agentbench bench vs vllm bench serve (pass: within {result['tolerance']:.0%})", "",
              "| concurrency | metric | vllm bench serve | agentbench bench | ratio | pass |",
              "| ---: | --- | ---: | ---: | ---: | --- |"]
     for r in result["rows"]:
-        lines.append(f"| {r['concurrency']} | {r['metric']} | {r['vllm']:.2f} | {r['agentbench']:.2f} | "
+        vcell = _cell(r["vllm"], r.get("vllm_runs", []))
+        ocell = _cell(r["agentbench"], r.get("agentbench_runs", []))
+        lines.append(f"| {r['concurrency']} | {r['metric']} | {vcell} | {ocell} | "
                      f"{r['ratio']:.3f} | {'yes' if r['passed'] else 'NO'} |")
     if result["missing"]:
         lines.append(f"\nMeasured by one side only (fails): concurrency {result['missing']}")
@@ -110,11 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ours-dir", type=Path, required=True, help="folder of agentbench bench result JSONs")
     parser.add_argument("--out", type=Path, required=True, help="where fidelity.json and fidelity.md go")
     parser.add_argument("--tolerance", type=float, default=0.05)
+    parser.add_argument("--ignore-vllm-only", action="store_true",
+                        help="compare only at the concurrencies agentbench measured (a variant run at some of them)")
     args = parser.parse_args(argv)
     vllm_files, bad = _readable(args.vllm_dir)
     ours_files, bad_ours = _readable(args.ours_dir)
-    result = compare_fidelity(vllm_by_concurrency(vllm_files), ours_by_concurrency(ours_files),
-                              tolerance=args.tolerance)
+    vllm, ours = vllm_by_concurrency(vllm_files), ours_by_concurrency(ours_files)
+    if args.ignore_vllm_only:
+        vllm = {c: runs for c, runs in vllm.items() if c in ours}
+    result = compare_fidelity(vllm, ours, tolerance=args.tolerance)
     # A run that failed leaves an empty or broken file: its concurrency shows up as missing (a fail).
     result["unreadable"] = [str(p) for p in bad + bad_ours]
     args.out.mkdir(parents=True, exist_ok=True)

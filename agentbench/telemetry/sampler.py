@@ -4,7 +4,8 @@
 Without ``pynvml`` or an NVIDIA GPU the sampler still runs (vLLM metrics only, or nothing) and
 its records say ``"available": false`` with the reason; that is never an error.
 
-A sample is ``{"t": perf_counter seconds, "gpus": [...], "vllm": {...}}``; each GPU entry holds
+A sample is ``{"t": perf_counter seconds, "gpus": [...], "vllm": {...}, "vllm_scrape_ms": float}`` (the
+last two only on a sample that scraped ``/metrics``); each GPU entry holds
 ``index, memory_used_mib, memory_total_mib, processes {pid: MiB}, util_pct, power_w, energy_j
 (counter since driver load), sm_clock_mhz, throttle_reasons`` and, on Hopper and later,
 ``gpm_sm_util_pct`` and ``gpm_dram_bw_util_pct`` (GPM, between this sample and the previous one).
@@ -139,10 +140,15 @@ class TelemetrySampler:
         if self.reader is not None:
             sample["gpus"] = self.reader.read()
         if self.metrics_url and tick % self.metrics_every == 0:
+            t0 = time.perf_counter()
             try:
                 sample["vllm"] = self._scrape(self.metrics_url)
             except Exception as exc:  # server not up yet or gone: keep sampling the GPU
                 self.metrics_error = str(exc)
+            else:
+                # The scrape is served by vLLM's API process, the one that streams the tokens: its
+                # duration under load says what the scrape costs the server (and so the figures).
+                sample["vllm_scrape_ms"] = (time.perf_counter() - t0) * 1000
         with self._lock:
             self.samples.append(sample)
         return sample
@@ -211,7 +217,8 @@ def _values(samples: Sequence[dict[str, Any]], key: str) -> list[float]:
 
 def summarize(samples: Sequence[dict[str, Any]], *, output_tokens: int | None = None) -> dict[str, Any]:
     """Peak memory, mean and peak power, energy (counter difference, summed over GPUs), joules per
-    output token, peak KV-cache usage and queue depths, preemptions over the window."""
+    output token, peak KV-cache usage and queue depths, preemptions over the window, and the mean and
+    longest ``/metrics`` scrape."""
     summary: dict[str, Any] = {"samples": len(samples)}
     if len(samples) >= 2:
         summary["duration_s"] = samples[-1]["t"] - samples[0]["t"]
@@ -237,6 +244,10 @@ def summarize(samples: Sequence[dict[str, Any]], *, output_tokens: int | None = 
         vals = [v[key] for v in vllm if key in v]
         if vals:
             summary[f"peak_{key}"] = max(vals)
+    scrape_ms = [s["vllm_scrape_ms"] for s in samples if "vllm_scrape_ms" in s]
+    if scrape_ms:
+        summary["mean_metrics_scrape_ms"] = sum(scrape_ms) / len(scrape_ms)
+        summary["max_metrics_scrape_ms"] = max(scrape_ms)
     for key in ("preemptions", "generation_tokens", "prompt_tokens"):
         vals = [v[key] for v in vllm if key in v]
         if len(vals) >= 2:

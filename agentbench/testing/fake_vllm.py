@@ -67,6 +67,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     for flag in ("--enable-auto-tool-choice", "--enable-sleep-mode", "--enforce-eager"):
         parser.add_argument(flag, action="store_true")
+    # Accepted and ignored (nothing here caches): the fidelity scripts turn vLLM's prefix caching off.
+    parser.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True)
     return parser.parse_args(argv)  # unknown flags: "error: unrecognized arguments", exit 2, like vLLM
 
 

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Bench fidelity on the H200 (issue 6): `vllm bench serve` and `agentbench bench` one right after the other
-# against ONE server and workload (synthetic Llama-3.1-8B, dummy weights, random 1024 in / 128 out,
-# ignore_eos, seed 0, prefix caching off, a discarded warm-up first) at concurrency 1, 8 and 64; a second
-# round in the other order when time is left; the bench report; then the GPU test of `agentbench bench KEY`
-# (tests/gpu/test_bench_gpu.py: agentbench serves its own server, memory vs context, NVML telemetry).
+# Bench fidelity on the H200 (issue 6): `vllm bench serve` and `agentbench bench` against ONE server and workload
+# (synthetic Llama-3.1-8B, dummy weights, random 1024 in / 128 out, ignore_eos, seed 0, prefix caching off), in
+# interleaved blocks so that run-to-run spread and run order show up beside the ratios, then the bench report.
 #
 #   usage (repository root, on the GPU machine; .gpu/ carried for setup.sh):  OUT=/some/dir bash scripts/gpu/bench_fidelity.sh
-#   Also works under scripts/gpu/run-on-gpu.sh.  About 8-9 minutes; it stops starting steps after BUDGET_S.
+#   Also works under scripts/gpu/run-on-gpu.sh.  About 9 minutes; it stops starting blocks after BUDGET_S.
+#
+# PLAN is a ';'-separated list of blocks, each ONE process (a `vllm bench serve` process spends 30-35 s importing
+# vLLM on this machine, so repeats share one):
+#   vllm C:N C:N ...   vLLM's own benchmark entry point once per run (scripts/gpu/vllm_bench_repeat.py), into vllm/
+#   ours C C ...       agentbench bench --concurrency C,C,... (its default prompts: 4 x C, at least 16), into ours/
+#   ours-nm C ...      the same with --no-server-metrics (no /metrics scrape during the run), into ours-nm/
+#   ours-quiet C ...   --no-server-metrics and NVML sampled only at the ends of the run, into ours-quiet/
+# Every run at C warms up with one batch of C first (both clients' --num-warmups), and the N of vLLM's runs must
+# be agentbench's default for C (16 at 1, 32 at 8, 256 at 64) so both send the same prompts.
 #
 # Everything ends up in ONE file, $OUT/bench.tgz (the device returns at most 8 files): steps.jsonl (one line
 # per step: name, exit code, seconds, or why skipped), every step's log, serve.json (agentbench's startup
-# figures), vllm-rN/*.json and ours-rN/*.json (round N), fidelity-rN/fidelity.{md,json}, report/, and
-# pytest/ (the GPU test's stored bench result) with junit-bench.xml.
-# A failing step never stops the others; the exit code is round 1's fidelity check (0 pass, 1 fail, 3 no server).
+# figures), metrics-scrape-idle.txt (ten timed GETs of /metrics on the idle server), the result folders above,
+# fidelity/ (vllm/ against ours/: means over the repeats, every run kept) and fidelity-nm/, fidelity-quiet/, and
+# report/. The exit code is fidelity/'s check (0 pass, 1 fail, 3 no server).
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
 W="$OUT/bench"
@@ -80,64 +87,52 @@ ROOT=${BASE%/v1}
 echo "server $BASE (pid $SERVER_PID), model folder $MODEL_DIR"
 curl -s "$ROOT/metrics" > "$W/metrics-before.txt"
 
-# Warm-up, discarded: the first batched requests JIT-compile Triton kernels (the synthetic model's
-# generation_config asks for top-k/top-p sampling, whose kernel compiled in the middle of vLLM's c=8 run on
-# the H200 and tripled its TTFT). Every batch size the runs below use is exercised once first.
-step warmup 90 "${VLLM_PY[@]}" -m vllm.entrypoints.cli.main bench serve --backend openai \
-  --base-url "$ROOT" --endpoint /v1/completions --model "$NAME" --tokenizer "$MODEL_DIR" \
-  --dataset-name random --random-input-len 1024 --random-output-len 128 --num-prompts 128 \
-  --max-concurrency 64 --ignore-eos --seed 1
-# 2. Fidelity: vLLM's client, then ours, same server, same prompts (same tokenizer, seed and lengths).
-#    Round 1 is the check; round 2 (only when time is left) runs the pairs again in the other order, so an
-#    order effect (the second client finding a warmer server) would show as a change between the rounds.
-vllm_run() {  # vllm_run ROUND C N
-  mkdir -p "$W/vllm-r$1"
-  step "vllm-r$1-c$2" 120 "${VLLM_PY[@]}" -m vllm.entrypoints.cli.main bench serve --backend openai \
-    --base-url "$ROOT" --endpoint /v1/completions --model "$NAME" --tokenizer "$MODEL_DIR" \
-    --dataset-name random --random-input-len 1024 --random-output-len 128 --num-prompts "$3" \
-    --max-concurrency "$2" --num-warmups "$2" --ignore-eos --seed 0 --save-result --result-dir "$W/vllm-r$1" \
-    --result-filename "vllm-c$2.json"
-}
-ours_run() {  # ours_run ROUND C N
-  mkdir -p "$W/ours-r$1"
-  step "ours-r$1-c$2" 120 bash -c "${AB[*]} bench --base-url '$BASE' --model-name $NAME --tokenizer '$MODEL_DIR' \
-    --concurrency $2 --num-prompts $3 --input-len 1024 --output-len 128 --seed 0 --num-warmups $2 ${OURS_FLAGS:-} \
-    --json > '$W/ours-r$1/c$2.json'"
-}
-fidelity_round() {  # fidelity_round ROUND: compare the round's two folders
-  step "fidelity-r$1" 60 python3 -m agentbench.bench.fidelity --vllm-dir "$W/vllm-r$1" --ours-dir "$W/ours-r$1" \
-    --out "$W/fidelity-r$1"
-}
-# FIDELITY_PAIRS: "C N" pairs separated by ';' (concurrency, prompts); both clients warm up with one batch of C
-# first (vllm's --num-warmups, agentbench's --num-warmups). OURS_FLAGS: more agentbench bench options, e.g.
-# --no-server-metrics (no /metrics scraping during the run) to test the telemetry's effect on the server.
-IFS=';' read -r -a PAIRS <<< "${FIDELITY_PAIRS:-1 16;8 32;64 256}"
-for pair in "${PAIRS[@]}"; do
-  read -r c n <<< "$pair"; vllm_run 1 "$c" "$n"; ours_run 1 "$c" "$n"
+# Ten timed scrapes of /metrics on the idle server: what one scrape costs vLLM's API process (the one that
+# streams the tokens), beside the figure agentbench's sampler records under load (mean_metrics_scrape_ms).
+for _ in $(seq 1 10); do curl -s -o /dev/null -w '%{time_total} %{size_download}\n' "$ROOT/metrics"; done \
+  > "$W/metrics-scrape-idle.txt"
+
+# ENDPOINT: /v1/completions (vllm bench serve's default, the check's) or /v1/chat/completions.
+ENDPOINT=${ENDPOINT:-/v1/completions}
+BACKEND=openai; [[ $ENDPOINT == */chat/completions ]] && BACKEND=openai-chat
+DEFAULT_PLAN="vllm 1:16 8:32 64:256 64:256;ours 1 8 64 64;ours-nm 64 64;vllm 64:256 64:256;ours 64 64;ours-quiet 64 64"
+IFS=';' read -r -a BLOCKS <<< "${PLAN:-$DEFAULT_PLAN}"
+DISCARD="--discard 64:128"  # the first vLLM block warms the server up (Triton JIT of the sampling kernels) first
+for i in "${!BLOCKS[@]}"; do
+  read -r kind rest <<< "${BLOCKS[$i]}"
+  case $kind in
+    vllm)
+      mkdir -p "$W/vllm"
+      # shellcheck disable=SC2086  # DISCARD is two words or none
+      step "b$i-vllm" 240 "${VLLM_PY[@]}" scripts/gpu/vllm_bench_repeat.py --runs "$rest" --prefix "b$i" $DISCARD -- \
+        --backend $BACKEND --base-url "$ROOT" --endpoint "$ENDPOINT" --model "$NAME" --tokenizer "$MODEL_DIR" \
+        --dataset-name random --random-input-len 1024 --random-output-len 128 --ignore-eos --seed 0 \
+        --result-dir "$W/vllm"
+      DISCARD="" ;;
+    ours|ours-nm|ours-quiet)
+      flags=""
+      [[ $kind == ours-nm ]] && flags="--no-server-metrics"
+      [[ $kind == ours-quiet ]] && flags="--no-server-metrics --telemetry-interval 3600"
+      mkdir -p "$W/$kind"
+      step "b$i-$kind" 200 bash -c "${AB[*]} bench --base-url '$BASE' --model-name $NAME --tokenizer '$MODEL_DIR' \
+        --endpoint $ENDPOINT --concurrency ${rest// /,} --input-len 1024 --output-len 128 --seed 0 $flags --json > '$W/$kind/b$i.json'" ;;
+    *) echo "unknown PLAN block '$kind' (vllm, ours, ours-nm, ours-quiet)"; exit 2 ;;
+  esac
 done
-fidelity_round 1
-FIDELITY=$?
-cat "$W/fidelity-r1/fidelity.md" 2>/dev/null
-# Round 2 only if the GPU test below (about 150 s) still fits after it (about 170 s).
-if (( BUDGET_S - SECONDS >= ${ROUND2_NEEDS_S:-330} )); then
-  for pair in "${PAIRS[@]}"; do
-    read -r c n <<< "$pair"; ours_run 2 "$c" "$n"; vllm_run 2 "$c" "$n"
-  done
-  fidelity_round 2
-  cat "$W/fidelity-r2/fidelity.md" 2>/dev/null
-else
-  echo "{\"step\": \"round-2\", \"skipped\": \"$((BUDGET_S - SECONDS))s left\"}" | tee -a "$W/steps.jsonl"
-fi
+FIDELITY=1
+for kind in ours ours-nm ours-quiet; do
+  [[ -d "$W/$kind" ]] || continue
+  out="$W/fidelity${kind#ours}"
+  subset=""; [[ $kind != ours ]] && subset="--ignore-vllm-only"  # a variant runs at some concurrencies only
+  step "fidelity${kind#ours}" 60 python3 -m agentbench.bench.fidelity --vllm-dir "$W/vllm" --ours-dir "$W/$kind" \
+    --out "$out" $subset
+  rc=$?
+  [[ $kind == ours ]] && FIDELITY=$rc
+  cat "$out/fidelity.md" 2>/dev/null
+done
 curl -s "$ROOT/metrics" > "$W/metrics-after.txt"
 step report 60 "${AB[@]}" bench --report "$W/report"
 stop_server
-sleep 5  # the driver frees a killed server's memory a moment after its processes are gone
-
-# 3. The GPU test of `agentbench bench KEY`: agentbench serves a synthetic 8B itself (the compile cache is warm
-#    by now), benches c=1 and 8 and memory vs context (1K, 4K, 8K) with NVML telemetry and /metrics, and stops it
-#    (memory released). Its stored result lands under $W/pytest.
-step gpu-test-bench 200 python3 -m pytest -q -p no:cacheprovider -m gpu tests/gpu/test_bench_gpu.py -s \
-  --basetemp "$W/pytest" --junitxml "$W/junit-bench.xml"
 step nvidia-smi-after 15 nvidia-smi
 echo "done in ${SECONDS}s"
 exit $FIDELITY

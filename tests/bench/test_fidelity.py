@@ -62,3 +62,34 @@ def test_the_command_line_counts_a_failed_runs_empty_file_as_missing(tmp_path: P
                  "--out", str(tmp_path / "o")]) == 1
     md = (tmp_path / "o" / "fidelity.md").read_text()
     assert "concurrency [64]" in md and "c64.json" in md and "Overall: FAIL" in md
+
+
+def test_repeats_are_compared_by_their_means_with_every_run_kept(tmp_path: Path) -> None:
+    vdir, odir, out = tmp_path / "v", tmp_path / "o", tmp_path / "out"
+    vdir.mkdir()
+    odir.mkdir()
+    # Two vLLM runs at c=64 (TTFT 800 and 900 ms) and two of ours in one file (850 and 1000 ms).
+    _vllm(vdir / "vllm-c64-1.json", 64, 2900.0, 800.0, 15.0)
+    _vllm(vdir / "vllm-c64-2.json", 64, 2950.0, 900.0, 15.2)
+    _ours(odir / "r.json", [(64, 2880.0, 850.0, 15.1), (64, 2920.0, 1000.0, 15.0)])
+    assert main(["--vllm-dir", str(vdir), "--ours-dir", str(odir), "--out", str(out)]) == 1
+    rows = {r["metric"]: r for r in json.loads((out / "fidelity.json").read_text())["rows"]}
+    ttft = rows["mean TTFT ms"]
+    assert ttft["vllm_runs"] == [800.0, 900.0] and ttft["agentbench_runs"] == [850.0, 1000.0]
+    assert abs(ttft["ratio"] - 925.0 / 850.0) < 1e-9 and not ttft["passed"]  # 1.088: the one failure
+    assert rows["output tok/s"]["passed"] and abs(rows["output tok/s"]["vllm"] - 2925.0) < 1e-9
+    md = (out / "fidelity.md").read_text()
+    assert "| 64 | mean TTFT ms | 850.00 (800.00-900.00, n=2) | 925.00 (850.00-1000.00, n=2) | 1.088 | NO |" in md
+
+
+def test_a_variant_measured_at_some_concurrencies_is_compared_there_only(tmp_path: Path) -> None:
+    vdir, odir = tmp_path / "v", tmp_path / "o"
+    vdir.mkdir()
+    odir.mkdir()
+    _vllm(vdir / "c1.json", 1, 200.0, 34.5, 4.83)
+    _vllm(vdir / "c64.json", 64, 2900.0, 850.0, 15.0)
+    _ours(odir / "nm.json", [(64, 2900.0, 860.0, 15.0)])
+    args = ["--vllm-dir", str(vdir), "--ours-dir", str(odir), "--out", str(tmp_path / "out")]
+    assert main(args) == 1  # c=1 measured by vLLM only: a fail by default
+    assert main([*args, "--ignore-vllm-only"]) == 0
+    assert {r["concurrency"] for r in json.loads((tmp_path / "out" / "fidelity.json").read_text())["rows"]} == {64}

@@ -58,6 +58,7 @@ def test_sampler_thread_windows_and_metrics_scrape() -> None:
 
     def scrape(url: str) -> dict[str, float]:
         scrapes.append(url)
+        time.sleep(0.004)  # a scrape takes time on the server: the sampler times it
         return vllm_snapshot(METRICS)
 
     sampler = TelemetrySampler(interval_s=0.01, metrics_url="http://srv/v1", metrics_interval_s=0.01,
@@ -70,6 +71,9 @@ def test_sampler_thread_windows_and_metrics_scrape() -> None:
     assert rec["available"] and len(rec["samples"]) >= 3 and scrapes[0] == "http://srv/v1"
     assert rec["summary"]["energy_j"] > 0 and rec["summary"]["peak_running"] == 3.0
     assert all(0 <= s["t"] <= t1 - t0 for s in rec["samples"])
+    scraped = [s for s in rec["samples"] if "vllm" in s]
+    assert scraped and all(s["vllm_scrape_ms"] >= 4.0 for s in scraped)
+    assert 4.0 <= rec["summary"]["mean_metrics_scrape_ms"] <= rec["summary"]["max_metrics_scrape_ms"]
 
 
 def test_without_nvml_it_is_recorded_unavailable(monkeypatch) -> None:

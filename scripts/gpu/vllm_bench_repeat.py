@@ -1,0 +1,72 @@
+"""`vllm bench serve`, several runs in one process (GPU scripts only; needs vLLM installed).
+
+On the H200 machine a `vllm bench serve` process spends 30-35 s importing vLLM before a 4-11 s run, so
+repeated runs (the fidelity check's interleaved repeats) cost most of a 10-minute call in start-ups. This
+calls what the CLI calls -- `vllm.benchmarks.serve.add_cli_args` on vLLM's own parser, then
+`vllm.benchmarks.serve.main(args)` (the body of `vllm bench serve`) -- once per run, with the run's
+concurrency and prompt count, one warm-up batch (`--num-warmups` = concurrency) and its own result file.
+
+    python3 vllm_bench_repeat.py --runs "1:16 8:32 64:256 64:256" --prefix vllm [--discard 64:128] \
+        -- --backend openai --base-url ... --result-dir DIR   (any other `vllm bench serve` options)
+
+Result files: DIR/PREFIX-cC-K.json (K counts the runs at C, from 1). `--discard C:N` first runs once
+without saving (a server warm-up). A failed run is reported and the next one still runs; the exit code
+is the number of failed runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+
+def parse_runs(text: str) -> list[tuple[int, int]]:
+    """``"1:16 8:32"`` -> ``[(1, 16), (8, 32)]`` (concurrency, prompts)."""
+    runs = []
+    for item in text.split():
+        c, _, n = item.partition(":")
+        if not (c.isdigit() and n.isdigit()):
+            raise SystemExit(f"--runs takes CONCURRENCY:PROMPTS items, got {item!r}")
+        runs.append((int(c), int(n)))
+    return runs
+
+
+def main(argv: list[str]) -> int:
+    """Run every run of ``--runs`` through vLLM's own benchmark entry point."""
+    if "--" not in argv:
+        raise SystemExit("usage: vllm_bench_repeat.py --runs 'C:N ...' --prefix P [--discard C:N] -- VLLM_BENCH_ARGS")
+    split = argv.index("--")
+    ours = argparse.ArgumentParser()
+    ours.add_argument("--runs", required=True)
+    ours.add_argument("--prefix", default="vllm")
+    ours.add_argument("--discard", default="")
+    mine = ours.parse_args(argv[:split])
+
+    from vllm.benchmarks.serve import add_cli_args
+    from vllm.benchmarks.serve import main as bench_main
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser()
+    add_cli_args(parser)
+    args = parser.parse_args(argv[split + 1:])
+    failed = 0
+    plan = [(c, n, None) for c, n in parse_runs(mine.discard)]
+    counts: dict[int, int] = {}
+    for c, n in parse_runs(mine.runs):
+        counts[c] = counts.get(c, 0) + 1
+        plan.append((c, n, f"{mine.prefix}-c{c}-{counts[c]}.json"))
+    for c, n, name in plan:
+        args.max_concurrency, args.num_prompts, args.num_warmups = c, n, c
+        args.save_result, args.result_filename = name is not None, name
+        print(f"=== vllm bench serve: concurrency {c}, {n} prompts -> {name or 'discarded'}", flush=True)
+        try:
+            bench_main(args)
+        except Exception:
+            failed += 1
+            traceback.print_exc()
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
