@@ -38,7 +38,8 @@ def _stub(tmp_path: Path) -> Path:
         (root / pkg).mkdir(parents=True, exist_ok=True)
         (root / pkg / "__init__.py").write_text("")
     (root / "vllm/benchmarks/serve.py").write_text(STUB_SERVE)
-    (root / "vllm/utils/argparse_utils.py").write_text("from argparse import ArgumentParser as FlexibleArgumentParser\n")
+    (root / "vllm/utils/argparse_utils.py").write_text(
+        "from argparse import ArgumentParser as FlexibleArgumentParser\n")
     return root
 
 
