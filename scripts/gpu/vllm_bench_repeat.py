@@ -17,6 +17,7 @@ is the number of failed runs.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import traceback
 
@@ -57,11 +58,14 @@ def main(argv: list[str]) -> int:
         counts[c] = counts.get(c, 0) + 1
         plan.append((c, n, f"{mine.prefix}-c{c}-{counts[c]}.json"))
     for c, n, name in plan:
-        args.max_concurrency, args.num_prompts, args.num_warmups = c, n, c
-        args.save_result, args.result_filename = name is not None, name
+        # A fresh copy per run: vLLM's main() rewrites its args (it sets self_timed, which a second call
+        # with the same namespace then rejects).
+        run = copy.deepcopy(args)
+        run.max_concurrency, run.num_prompts, run.num_warmups = c, n, c
+        run.save_result, run.result_filename = name is not None, name
         print(f"=== vllm bench serve: concurrency {c}, {n} prompts -> {name or 'discarded'}", flush=True)
         try:
-            bench_main(args)
+            bench_main(run)
         except Exception:
             failed += 1
             traceback.print_exc()
