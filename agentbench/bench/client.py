@@ -292,23 +292,29 @@ async def _arrivals(requests: Sequence[BenchRequest], delays: Sequence[float]) -
         yield req
 
 
-def make_session(max_concurrency: int | None) -> aiohttp.ClientSession:
-    """An aiohttp session set up as vLLM's benchmark sets up its own (pooled keep-alive connections)."""
+def make_session(max_concurrency: int | None, trust_env: bool | None = None) -> aiohttp.ClientSession:
+    """An aiohttp session set up as vLLM's benchmark sets up its own (pooled keep-alive connections).
+
+    ``trust_env``: None (the default) turns aiohttp's proxy and netrc lookups on only when a proxy
+    variable or a netrc file exists; True always, as ``vllm bench serve`` does. With it on, aiohttp
+    makes two thread-pool round trips per request after the request's clock has started, so they
+    are part of every TTFT and latency; False never."""
     connector = aiohttp.TCPConnector(limit=max_concurrency or 0, limit_per_host=max_concurrency or 0,
                                      ttl_dns_cache=300, use_dns_cache=True, keepalive_timeout=60,
                                      enable_cleanup_closed=True, force_close=False)
-    return aiohttp.ClientSession(connector=connector, trust_env=_proxy_env(),
+    return aiohttp.ClientSession(connector=connector, trust_env=_proxy_env() if trust_env is None else trust_env,
                                  timeout=aiohttp.ClientTimeout(total=6 * 60 * 60))
 
 
 async def run_load(url: str, model: str, requests: Sequence[BenchRequest], *, max_concurrency: int | None = None,
                    request_rate: float = float("inf"), burstiness: float = 1.0, seed: int = 0,
                    ignore_eos: bool = False, test_request: bool = True, warmups: int = 0,
-                   full_parse: bool = False) -> LoadResult:
+                   full_parse: bool = False, trust_env: bool | None = None) -> LoadResult:
     """Send ``requests`` to ``url`` with at most ``max_concurrency`` in flight (None: no limit) at
     ``request_rate`` arrivals per second; return every outcome and the run's duration.
     ``warmups`` untimed copies of the first request go first, under the same cap (a failed one
-    raises). ``full_parse`` JSON-parses every message (vLLM's way; slower, same metrics)."""
+    raises). ``full_parse`` JSON-parses every message (vLLM's way; slower, same metrics).
+    ``trust_env``: see :func:`make_session`."""
     if not requests:
         raise ValueError("no requests to send")
     if max_concurrency is not None and max_concurrency < 1:
@@ -316,7 +322,7 @@ async def run_load(url: str, model: str, requests: Sequence[BenchRequest], *, ma
     if warmups < 0:
         raise ValueError(f"warmups must be 0 or more, got {warmups}")
     delays = arrival_delays(len(requests), request_rate, burstiness, seed)
-    async with make_session(max_concurrency) as session:
+    async with make_session(max_concurrency, trust_env) as session:
         if test_request:
             probe = await send_request(session, url, model, requests[0], ignore_eos=ignore_eos)
             if not probe.success:

@@ -40,6 +40,7 @@ class LoadConfig:
     percentiles: tuple[float, ...] = (50, 90, 99)
     metrics: bool = True  # scrape the server's /metrics during the run (telemetry's server part)
     warmups: int | None = None  # untimed requests before each point; None: one batch (the point's concurrency)
+    trust_env: bool | None = None  # aiohttp's proxy/netrc lookups: None only when configured, True as vLLM's client
 
     @property
     def url(self) -> str:
@@ -73,7 +74,7 @@ async def bench_point(cfg: LoadConfig, requests: Sequence[BenchRequest], *, conc
         raise ValueError(f"concurrency must be within 1..{MAX_CONCURRENCY}, got {concurrency}")
     load = await run_load(cfg.url, cfg.model, requests, max_concurrency=concurrency, request_rate=request_rate,
                           burstiness=cfg.burstiness, seed=cfg.seed, ignore_eos=cfg.ignore_eos,
-                          warmups=cfg.warmups_for(concurrency))
+                          warmups=cfg.warmups_for(concurrency), trust_env=cfg.trust_env)
     t1 = time.perf_counter()
     metrics = compute_metrics(load.outputs, load.duration_s, percentiles=cfg.percentiles, slos_ms=cfg.slos_ms)
     point: dict[str, Any] = {

@@ -143,6 +143,10 @@ def bench_command(
                                                     "compile).", show_default=False)] = None,
     server_metrics: Annotated[bool, typer.Option(help="Scrape the server's /metrics (every 0.5 s) into the "
                                                  "telemetry.")] = True,
+    trust_env: Annotated[bool | None, typer.Option(help="aiohttp's proxy and netrc lookups on every request "
+                                                   "(default: only when a proxy variable or ~/.netrc exists). "
+                                                   "--trust-env times exactly as vllm bench serve, which "
+                                                   "always does them inside its TTFT clock.")] = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="With KEY: restart the server over a grid of serving "
                                         "settings, bench each at the highest --concurrency, and recommend the best "
                                         "goodput under --goodput.")] = False,
@@ -205,7 +209,8 @@ def bench_command(
         raise typer.BadParameter(f"--request-rate takes comma-separated numbers, got {request_rate!r}") from None
     cfg = LoadConfig(base_url=base_url or "", model=model_name or "", endpoint=endpoint, input_len=input_len,
                      output_len=output_len, num_prompts=num_prompts, seed=seed, burstiness=burstiness,
-                     ignore_eos=ignore_eos, slos_ms=_slos(goodput), warmups=num_warmups, metrics=server_metrics)
+                     ignore_eos=ignore_eos, slos_ms=_slos(goodput), warmups=num_warmups, metrics=server_metrics,
+                     trust_env=trust_env)
     axes = _sweep_axes(sweep_set) if sweep else {}
     tok = load_tokenizer(tokenizer) if tokenizer else None
     root = results_dir(results)

@@ -12,6 +12,7 @@
 #   ours C C ...       agentbench bench --concurrency C,C,... (its default prompts: 4 x C, at least 16), into ours/
 #   ours-nm C ...      the same with --no-server-metrics (no /metrics scrape during the run), into ours-nm/
 #   ours-quiet C ...   --no-server-metrics and NVML sampled only at the ends of the run, into ours-quiet/
+#   ours-trust C ...   --trust-env: aiohttp's proxy/netrc lookups on every request, as vLLM's client, into ours-trust/
 # Every run at C warms up with one batch of C first (both clients' --num-warmups), and the N of vLLM's runs must
 # be agentbench's default for C (16 at 1, 32 at 8, 256 at 64) so both send the same prompts.
 #
@@ -109,18 +110,19 @@ for i in "${!BLOCKS[@]}"; do
         --dataset-name random --random-input-len 1024 --random-output-len 128 --ignore-eos --seed 0 \
         --result-dir "$W/vllm"
       DISCARD="" ;;
-    ours|ours-nm|ours-quiet)
+    ours|ours-nm|ours-quiet|ours-trust)
       flags=""
+      [[ $kind == ours-trust ]] && flags="--trust-env"
       [[ $kind == ours-nm ]] && flags="--no-server-metrics"
       [[ $kind == ours-quiet ]] && flags="--no-server-metrics --telemetry-interval 3600"
       mkdir -p "$W/$kind"
       step "b$i-$kind" 200 bash -c "${AB[*]} bench --base-url '$BASE' --model-name $NAME --tokenizer '$MODEL_DIR' \
         --endpoint $ENDPOINT --concurrency ${rest// /,} --input-len 1024 --output-len 128 --seed 0 $flags --json > '$W/$kind/b$i.json'" ;;
-    *) echo "unknown PLAN block '$kind' (vllm, ours, ours-nm, ours-quiet)"; exit 2 ;;
+    *) echo "unknown PLAN block '$kind' (vllm, ours, ours-nm, ours-quiet, ours-trust)"; exit 2 ;;
   esac
 done
 FIDELITY=1
-for kind in ours ours-nm ours-quiet; do
+for kind in ours ours-nm ours-quiet ours-trust; do
   [[ -d "$W/$kind" ]] || continue
   out="$W/fidelity${kind#ours}"
   subset=""; [[ $kind != ours ]] && subset="--ignore-vllm-only"  # a variant runs at some concurrencies only

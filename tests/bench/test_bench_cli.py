@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import agentbench.bench.agent as agent_mod
@@ -127,3 +128,25 @@ def test_an_interrupted_agent_bench_keeps_the_finished_levels(library, tmp_path:
     assert code == 130 and calls == [1, 2]
     [stored] = list_bench_results(tmp_path, "ref")
     assert stored["kind"] == "agent" and stored["config"]["concurrency"] == 1 and stored["agent"]["passed"] == 1
+
+
+def test_trust_env_decides_whether_the_proxy_variables_are_obeyed(tmp_path: Path, capsys, monkeypatch) -> None:
+    # A proxy that refuses connections: a client obeying it fails its test request, one ignoring it works.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", dead_proxy)
+
+    def bench(*extra: str) -> dict:
+        with OpenAITestServer(lambda _r: Reply(content="y" * 24, completion_tokens=6), model_names=["m"]) as server:
+            code = main(["bench", "--base-url", server.base_url, *SMALL, "--concurrency", "1", "--no-server-metrics",
+                         "--results-dir", str(tmp_path), "--json", *extra])
+        assert code == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)["points"][0]
+
+    assert bench("--no-trust-env")["metrics"]["completed"] == 4
+    for extra in ((), ("--trust-env",)):  # the default obeys a proxy variable that is set, as --trust-env does
+        point = bench(*extra)
+        assert "metrics" not in point and "test request" in point["error"], point
