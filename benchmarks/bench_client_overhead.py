@@ -4,6 +4,8 @@ Both drive the same local OpenAI-compatible test server (agentbench.testing.open
 with usage), run in a SEPARATE process so it does not share the client's GIL; the server may still be
 the limit, which is why the two clients are compared in the same run, alternating, rather than
 against an absolute figure. Target: the bench client reaches at least 90 % of the bare loop's rate.
+Also shown: the client with full parsing (vLLM's way) and with ``--trust-env`` (aiohttp's proxy and
+netrc lookups on every request, as ``vllm bench serve`` has them).
 
     python benchmarks/bench_client_overhead.py [--requests 2000] [--concurrency 64] [--rounds 3]
 """
@@ -56,11 +58,12 @@ async def bare_loop(url: str, n: int, concurrency: int) -> float:
     return n / elapsed
 
 
-async def bench_client(url: str, n: int, concurrency: int, full_parse: bool = False) -> float:
+async def bench_client(url: str, n: int, concurrency: int, full_parse: bool = False,
+                       trust_env: bool | None = None) -> float:
     """The bench client (``run_load``) on the same workload; returns requests/s."""
     reqs = [BenchRequest(prompt="hello " * 16, prompt_len=16, output_len=16)] * n
     load = await run_load(url, "test-model", reqs, max_concurrency=concurrency, test_request=False,
-                          full_parse=full_parse)
+                          full_parse=full_parse, trust_env=trust_env)
     metrics = compute_metrics(load.outputs, load.duration_s)
     if metrics.failed or metrics.total_output != 16 * n:
         raise RuntimeError(f"{metrics.failed} requests failed ({metrics.errors[:1]}), "
@@ -88,13 +91,15 @@ def main() -> int:
                 time.sleep(0.1)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         asyncio.run(bare_loop(url, 64, args.concurrency))  # warm up the server
-        bare, ours, full = [], [], []
-        cpu: dict[str, list[float]] = {"bare": [], "ours": [], "full": []}
-        for _ in range(args.rounds):  # alternate, so drift in the shared CPU hits all three alike
+        bare, ours, full, trust = [], [], [], []
+        cpu: dict[str, list[float]] = {"bare": [], "ours": [], "full": [], "trust": []}
+        for _ in range(args.rounds):  # alternate, so drift in the shared CPU hits all four alike
             for name, runs, job in (("bare", bare, lambda: bare_loop(url, args.requests, args.concurrency)),
                                     ("ours", ours, lambda: bench_client(url, args.requests, args.concurrency)),
                                     ("full", full, lambda: bench_client(url, args.requests, args.concurrency,
-                                                                        full_parse=True))):
+                                                                        full_parse=True)),
+                                    ("trust", trust, lambda: bench_client(url, args.requests, args.concurrency,
+                                                                          trust_env=True))):
                 c0 = time.process_time()
                 runs.append(asyncio.run(job()))
                 cpu[name].append((time.process_time() - c0) * 1000 / args.requests)
@@ -102,9 +107,10 @@ def main() -> int:
         server.terminate()
         server.wait()
     print(f"concurrency {args.concurrency}, {args.requests} requests per client per round, {args.rounds} rounds")
-    for i, (b, o, f) in enumerate(zip(bare, ours, full), 1):
+    for i, (b, o, f, t) in enumerate(zip(bare, ours, full, trust), 1):
         print(f"round {i}: bare {b:.0f} req/s, bench client {o:.0f} req/s (ratio {o / b:.3f}), "
-              f"full-parse client {f:.0f} req/s (ratio {f / b:.3f})")
+              f"full-parse client {f:.0f} req/s (ratio {f / b:.3f}), --trust-env client {t:.0f} req/s "
+              f"(ratio {t / b:.3f})")
     ratios = sorted(o / b for o, b in zip(ours, bare))
     median = ratios[len(ratios) // 2]
     b, o = max(bare), max(ours)
@@ -112,7 +118,10 @@ def main() -> int:
           f"({1000 / o:.3f} ms/request)")
     med = {k: sorted(v)[len(v) // 2] for k, v in cpu.items()}
     print(f"client CPU per request (median): bare {med['bare']:.3f} ms, bench client {med['ours']:.3f} ms, "
-          f"full-parse client {med['full']:.3f} ms")
+          f"full-parse client {med['full']:.3f} ms, --trust-env client {med['trust']:.3f} ms")
+    trust_ratios = sorted(t / b for t, b in zip(trust, bare))
+    print(f"median per-round ratio with --trust-env (vllm bench serve's aiohttp setting): "
+          f"{trust_ratios[len(trust_ratios) // 2]:.3f}")
     print(f"median per-round ratio: {median:.3f} (target >= 0.90)")
     return 0 if median >= 0.9 else 1
 

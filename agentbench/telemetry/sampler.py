@@ -1,11 +1,11 @@
 """Background telemetry: NVML GPU counters (nvidia-ml-py, ``import pynvml``, optional) and vLLM's
-``/metrics``, sampled in a thread (10 Hz by default) and summarised over any time window.
+``/metrics``, sampled in two threads (10 Hz and 2 Hz by default) and summarised over any time window.
 
 Without ``pynvml`` or an NVIDIA GPU the sampler still runs (vLLM metrics only, or nothing) and
 its records say ``"available": false`` with the reason; that is never an error.
 
-A sample is ``{"t": perf_counter seconds, "gpus": [...], "vllm": {...}, "vllm_scrape_ms": float}`` (the
-last two only on a sample that scraped ``/metrics``); each GPU entry holds
+A GPU sample is ``{"t": perf_counter seconds, "gpus": [...]}``, a scrape ``{"t", "vllm": {...},
+"vllm_scrape_ms": float}``; each GPU entry holds
 ``index, memory_used_mib, memory_total_mib, processes {pid: MiB}, util_pct, power_w, energy_j
 (counter since driver load), sm_clock_mhz, throttle_reasons`` and, on Hopper and later,
 ``gpm_sm_util_pct`` and ``gpm_dram_bw_util_pct`` (GPM, between this sample and the previous one).
@@ -103,10 +103,14 @@ def open_nvml(indices: Sequence[int] | None = None) -> tuple[NvmlReader | None, 
 
 
 class TelemetrySampler:
-    """Samples GPUs and a vLLM server's ``/metrics`` in a daemon thread.
+    """Samples GPUs and a vLLM server's ``/metrics`` in two daemon threads.
 
-    Use as a context manager (or :meth:`start`/:meth:`stop`); :meth:`record` gives the summary and
-    the samples of any window, so one sampler can serve many concurrent scenario runs.
+    The GPU readings (every ``interval_s``) and the ``/metrics`` scrapes (every ``metrics_interval_s``)
+    run in separate threads because a scrape waits on vLLM's API process: on the H200 at concurrency 64
+    a scrape took 44-189 ms on average and up to 1 s, and in one thread those waits cut the NVML rate
+    from 10 Hz to about 7. A scrape is stored as a sample of its own (``vllm`` and ``vllm_scrape_ms``,
+    no ``gpus``). Use as a context manager (or :meth:`start`/:meth:`stop`); :meth:`record` gives the
+    summary and the samples of any window, so one sampler can serve many concurrent scenario runs.
     ``reader`` and ``scrape`` can be replaced (tests pass fakes that return the real shapes).
     """
 
@@ -115,9 +119,11 @@ class TelemetrySampler:
                  scrape: Callable[[str], dict[str, float]] = scrape_vllm) -> None:
         if interval_s <= 0:
             raise ValueError(f"telemetry interval must be positive, got {interval_s}")
+        if metrics_interval_s <= 0:
+            raise ValueError(f"metrics interval must be positive, got {metrics_interval_s}")
         self.interval_s = interval_s
         self.metrics_url = metrics_url
-        self.metrics_every = max(1, round(metrics_interval_s / interval_s))
+        self.metrics_interval_s = metrics_interval_s
         self.reason = ""
         if reader is None:
             reader, self.reason = open_nvml(gpus)
@@ -126,7 +132,7 @@ class TelemetrySampler:
         self.samples: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.metrics_error = ""
 
     @property
@@ -134,46 +140,66 @@ class TelemetrySampler:
         """Whether NVML readings are being taken."""
         return self.reader is not None
 
-    def sample_once(self, tick: int = 0) -> dict[str, Any]:
-        """Take one sample now (and store it)."""
-        sample: dict[str, Any] = {"t": time.perf_counter()}
-        if self.reader is not None:
-            sample["gpus"] = self.reader.read()
-        if self.metrics_url and tick % self.metrics_every == 0:
-            t0 = time.perf_counter()
-            try:
-                sample["vllm"] = self._scrape(self.metrics_url)
-            except Exception as exc:  # server not up yet or gone: keep sampling the GPU
-                self.metrics_error = str(exc)
-            else:
-                # The scrape is served by vLLM's API process, the one that streams the tokens: its
-                # duration under load says what the scrape costs the server (and so the figures).
-                sample["vllm_scrape_ms"] = (time.perf_counter() - t0) * 1000
+    def _store(self, sample: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self.samples.append(sample)
         return sample
 
-    def _loop(self) -> None:
-        tick = 0
+    def gpu_sample(self) -> dict[str, Any]:
+        """Take one GPU reading now (and store it; without NVML only the time)."""
+        sample: dict[str, Any] = {"t": time.perf_counter()}
+        if self.reader is not None:
+            sample["gpus"] = self.reader.read()
+        return self._store(sample)
+
+    def metrics_sample(self) -> dict[str, Any] | None:
+        """Scrape ``/metrics`` now and store it, timed (None: no server set, or it did not answer)."""
+        if not self.metrics_url:
+            return None
+        t0 = time.perf_counter()
+        try:
+            values = self._scrape(self.metrics_url)
+        except Exception as exc:  # server not up yet or gone: keep sampling the GPU
+            self.metrics_error = str(exc)
+            return None
+        now = time.perf_counter()
+        # The scrape is served by vLLM's API process, the one that streams the tokens: its duration
+        # under load says how busy that process is (and what a scrape costs it).
+        return self._store({"t": now, "vllm": values, "vllm_scrape_ms": (now - t0) * 1000})
+
+    def sample_once(self) -> dict[str, Any]:
+        """Take one GPU reading and one scrape now (both stored); returns the GPU reading."""
+        sample = self.gpu_sample()
+        self.metrics_sample()
+        return sample
+
+    def _every(self, period: float, take: Callable[[], object]) -> None:
         while not self._stop.is_set():
-            self.sample_once(tick)
-            tick += 1
-            self._stop.wait(self.interval_s)
+            take()
+            self._stop.wait(period)
 
     def start(self) -> TelemetrySampler:
         """Start sampling in the background (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="agentbench-telemetry", daemon=True)
-            self._thread.start()
+        if not self._threads:
+            self._stop.clear()
+            jobs: list[tuple[str, float, Callable[[], object]]] = [("gpu", self.interval_s, self.gpu_sample)]
+            if self.metrics_url:
+                jobs.append(("metrics", self.metrics_interval_s, self.metrics_sample))
+            for name, period, take in jobs:
+                thread = threading.Thread(target=self._every, args=(period, take), name=f"agentbench-telemetry-{name}",
+                                          daemon=True)
+                thread.start()
+                self._threads.append(thread)
         return self
 
     def stop(self) -> None:
-        """Stop sampling and take a final sample, so a short window still has an end reading."""
-        if self._thread is not None:
+        """Stop sampling and take a final reading and scrape, so a short window still has an end."""
+        if self._threads:
             self._stop.set()
-            self._thread.join()
-            self._thread = None
-            self.sample_once(0)
+            for thread in self._threads:
+                thread.join()
+            self._threads = []
+            self.sample_once()
 
     def __enter__(self) -> TelemetrySampler:
         return self.start()
@@ -218,8 +244,11 @@ def _values(samples: Sequence[dict[str, Any]], key: str) -> list[float]:
 def summarize(samples: Sequence[dict[str, Any]], *, output_tokens: int | None = None) -> dict[str, Any]:
     """Peak memory, mean and peak power, energy (counter difference, summed over GPUs), joules per
     output token, peak KV-cache usage and queue depths, preemptions over the window, and the mean and
-    longest ``/metrics`` scrape."""
-    summary: dict[str, Any] = {"samples": len(samples)}
+    longest ``/metrics`` scrape. ``samples`` counts the GPU readings, ``scrapes`` the ``/metrics`` ones."""
+    scrapes = sum(1 for s in samples if "vllm" in s)
+    summary: dict[str, Any] = {"samples": len(samples) - scrapes}
+    if scrapes:
+        summary["scrapes"] = scrapes
     if len(samples) >= 2:
         summary["duration_s"] = samples[-1]["t"] - samples[0]["t"]
     mem = _values(samples, "memory_used_mib")

@@ -85,3 +85,21 @@ def test_without_nvml_it_is_recorded_unavailable(monkeypatch) -> None:
         pass
     rec = sampler.record()
     assert rec["available"] is False and rec["reason"] == "no NVIDIA GPU"
+
+
+def test_a_slow_metrics_scrape_does_not_slow_the_gpu_readings() -> None:
+    # Under load vLLM's API process answered /metrics in up to 1 s on the H200; the GPU readings must
+    # keep their rate meanwhile (in one thread they fell from 10 Hz to about 7).
+    def slow_scrape(_url: str) -> dict[str, float]:
+        time.sleep(0.1)
+        return vllm_snapshot(METRICS)
+
+    sampler = TelemetrySampler(interval_s=0.01, metrics_url="http://srv/v1", metrics_interval_s=0.01,
+                               reader=FakeReader(), scrape=slow_scrape)  # type: ignore[arg-type]
+    with sampler:
+        t0 = time.perf_counter()
+        time.sleep(0.6)
+        t1 = time.perf_counter()
+    summary = sampler.record(t0, t1)["summary"]
+    assert summary["samples"] >= 25, summary  # ~60 possible at 100 Hz; one thread would manage about 6
+    assert 3 <= summary["scrapes"] <= 7 and summary["mean_metrics_scrape_ms"] >= 100.0
