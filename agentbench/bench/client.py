@@ -38,7 +38,8 @@ import aiohttp
 
 from agentbench.bench.metrics import RequestOutput
 
-__all__ = ["BenchRequest", "LoadResult", "StreamTimer", "arrival_delays", "run_load", "send_request"]
+__all__ = ["BenchRequest", "LoadResult", "StreamTimer", "arrival_delays", "make_session", "proxy_env_configured",
+           "run_load", "send_request"]
 
 ENDPOINTS = ("/v1/completions", "/v1/chat/completions")
 
@@ -90,7 +91,7 @@ def _headers() -> dict[str, str]:
 _CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*[^\]\s]')  # a non-empty top-level "choices" list
 
 
-def _proxy_env() -> bool:
+def proxy_env_configured() -> bool:
     """Whether aiohttp's ``trust_env`` would change anything: a proxy variable or a netrc file.
 
     ``trust_env`` costs two thread-pool round trips per request (netrc and proxy lookups), which
@@ -302,7 +303,8 @@ def make_session(max_concurrency: int | None, trust_env: bool | None = None) -> 
     connector = aiohttp.TCPConnector(limit=max_concurrency or 0, limit_per_host=max_concurrency or 0,
                                      ttl_dns_cache=300, use_dns_cache=True, keepalive_timeout=60,
                                      enable_cleanup_closed=True, force_close=False)
-    return aiohttp.ClientSession(connector=connector, trust_env=_proxy_env() if trust_env is None else trust_env,
+    trust = proxy_env_configured() if trust_env is None else trust_env
+    return aiohttp.ClientSession(connector=connector, trust_env=trust,
                                  timeout=aiohttp.ClientTimeout(total=6 * 60 * 60))
 
 

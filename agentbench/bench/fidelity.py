@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -68,16 +69,22 @@ def _runs(value: Runs) -> list[Mapping[str, Any]]:
     return [value] if isinstance(value, Mapping) else list(value)
 
 
-def compare_fidelity(vllm: Mapping[int, Runs], ours: Mapping[int, Runs], *, tolerance: float = 0.05) -> dict[str, Any]:
+def compare_fidelity(vllm: Mapping[int, Runs], ours: Mapping[int, Runs], *, tolerance: float = 0.05,
+                     balanced: bool = True) -> dict[str, Any]:
     """Rows per (concurrency, metric) with both values, the ratio and pass/fail; ``passed`` overall.
 
     Each side may hold several runs per concurrency (repeats, ideally interleaved: vLLM, ours, vLLM,
     ours): a row then compares the means over the runs, and lists every run's value in ``vllm_runs``
     and ``agentbench_runs`` so the run-to-run spread sits beside the ratio. A concurrency measured by
-    only one side is listed under ``missing`` and fails the check."""
+    only one side is listed under ``missing`` and fails the check; so does one where the two sides
+    hold different numbers of runs (``unbalanced``: a run failed or was cut, so the repeats no longer
+    interleave), unless ``balanced`` is False."""
     rows = []
+    unbalanced = []
     for c in sorted(set(vllm) & set(ours)):
         vruns, oruns = _runs(vllm[c]), _runs(ours[c])
+        if len(vruns) != len(oruns):
+            unbalanced.append({"concurrency": c, "vllm_runs": len(vruns), "agentbench_runs": len(oruns)})
         for label, (vkey, opath) in FIDELITY_METRICS.items():
             vvals = [float(r[vkey]) for r in vruns]
             ovals = [_dig(r, opath) for r in oruns]
@@ -86,8 +93,8 @@ def compare_fidelity(vllm: Mapping[int, Runs], ours: Mapping[int, Runs], *, tole
             rows.append({"concurrency": c, "metric": label, "vllm": v, "agentbench": o, "ratio": ratio,
                          "passed": abs(ratio - 1) <= tolerance, "vllm_runs": vvals, "agentbench_runs": ovals})
     missing = sorted(set(vllm) ^ set(ours))
-    return {"tolerance": tolerance, "rows": rows, "missing": missing,
-            "passed": bool(rows) and not missing and all(r["passed"] for r in rows)}
+    return {"tolerance": tolerance, "rows": rows, "missing": missing, "unbalanced": unbalanced,
+            "passed": bool(rows) and not missing and not (balanced and unbalanced) and all(r["passed"] for r in rows)}
 
 
 def _cell(mean: float, runs: Sequence[float]) -> str:
@@ -109,16 +116,24 @@ def fidelity_markdown(result: Mapping[str, Any]) -> str:
                      f"{r['ratio']:.3f} | {'yes' if r['passed'] else 'NO'} |")
     if result["missing"]:
         lines.append(f"\nMeasured by one side only (fails): concurrency {result['missing']}")
+    for u in result.get("unbalanced", []):
+        lines.append(f"\nUnequal repeats at concurrency {u['concurrency']}: vLLM {u['vllm_runs']} runs, agentbench "
+                     f"{u['agentbench_runs']}")
     if result.get("unreadable"):
-        lines.append(f"\nUnreadable result files (a failed run): {', '.join(result['unreadable'])}")
+        lines.append(f"\nUnreadable result files (a failed or cut run; fails): {', '.join(result['unreadable'])}")
     lines.append(f"\nOverall: {'PASS' if result['passed'] else 'FAIL'}")
     return "\n".join(lines) + "\n"
 
 
+def _natural(path: Path) -> list[Any]:
+    """Sort key: numbers in the name compare as numbers (``b2-c64-1`` before ``b10-c64-1``)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
 def _readable(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The folder's JSON files that parse, and those that do not."""
+    """The folder's JSON files that parse, and those that do not, in natural name order."""
     good, bad = [], []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("*.json"), key=_natural):
         try:
             json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -137,15 +152,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--ignore-vllm-only", action="store_true",
                         help="compare only at the concurrencies agentbench measured (a variant run at some of them)")
+    parser.add_argument("--allow-unbalanced", action="store_true",
+                        help="do not fail when the sides hold different numbers of runs at a concurrency")
     args = parser.parse_args(argv)
     vllm_files, bad = _readable(args.vllm_dir)
     ours_files, bad_ours = _readable(args.ours_dir)
     vllm, ours = vllm_by_concurrency(vllm_files), ours_by_concurrency(ours_files)
     if args.ignore_vllm_only:
         vllm = {c: runs for c, runs in vllm.items() if c in ours}
-    result = compare_fidelity(vllm, ours, tolerance=args.tolerance)
-    # A run that failed leaves an empty or broken file: its concurrency shows up as missing (a fail).
+    result = compare_fidelity(vllm, ours, tolerance=args.tolerance, balanced=not args.allow_unbalanced)
+    # A run that failed or was cut by its time limit leaves an empty or broken file: the check fails.
     result["unreadable"] = [str(p) for p in bad + bad_ours]
+    if result["unreadable"]:
+        result["passed"] = False
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fidelity.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     (args.out / "fidelity.md").write_text(fidelity_markdown(result), encoding="utf-8")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from agentbench.bench.agent import agent_table
+from agentbench.bench.client import proxy_env_configured
 from agentbench.bench.dataset import load_tokenizer, random_requests
 from agentbench.bench.metrics import SLO_METRICS
 from agentbench.bench.report import context_table, load_table, sweep_table
@@ -136,7 +137,8 @@ def bench_command(
                                                       "entry's). With --base-url: the server's max model length, "
                                                       "capping the context pass (default 8192).",
                                                       show_default=False)] = None,
-    telemetry_interval: Annotated[float, typer.Option(help="Telemetry sampling period in seconds.")] = 0.1,
+    telemetry_interval: Annotated[float, typer.Option(help="GPU (NVML) sampling period in seconds; /metrics "
+                                                     "is scraped every 0.5 s.")] = 0.1,
     num_warmups: Annotated[int | None, typer.Option(min=0, help="Untimed warm-up requests before each point "
                                                     "(vllm bench serve's --num-warmups; default: one batch, the "
                                                     "point's concurrency, so no point pays a first-batch kernel "
@@ -145,8 +147,8 @@ def bench_command(
                                                  "telemetry.")] = True,
     trust_env: Annotated[bool | None, typer.Option(help="aiohttp's proxy and netrc lookups on every request "
                                                    "(default: only when a proxy variable or ~/.netrc exists). "
-                                                   "--trust-env times exactly as vllm bench serve, which "
-                                                   "always does them inside its TTFT clock.")] = None,
+                                                   "--trust-env always makes them, as vllm bench serve "
+                                                   "does inside its TTFT clock, so the two time alike.")] = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="With KEY: restart the server over a grid of serving "
                                         "settings, bench each at the highest --concurrency, and recommend the best "
                                         "goodput under --goodput.")] = False,
@@ -189,6 +191,9 @@ def bench_command(
         return
     if agent and (sweep or context):
         raise typer.BadParameter("--agent runs a scenario suite; it does not combine with --sweep or --context")
+    if agent and trust_env is not None:
+        raise typer.BadParameter("--trust-env/--no-trust-env set the load client's aiohttp session; --agent drives "
+                                 "the scenarios through LangChain's OpenAI client, which has no such setting")
     concurrency = concurrency or ("8" if agent else "1,2,4,8,16")
     if key is not None and base_url:
         raise typer.BadParameter("give a registry KEY (agentbench serves it) or --base-url, not both")
@@ -210,7 +215,7 @@ def bench_command(
     cfg = LoadConfig(base_url=base_url or "", model=model_name or "", endpoint=endpoint, input_len=input_len,
                      output_len=output_len, num_prompts=num_prompts, seed=seed, burstiness=burstiness,
                      ignore_eos=ignore_eos, slos_ms=_slos(goodput), warmups=num_warmups, metrics=server_metrics,
-                     trust_env=trust_env)
+                     trust_env=proxy_env_configured() if trust_env is None else trust_env)  # stored as it took effect
     axes = _sweep_axes(sweep_set) if sweep else {}
     tok = load_tokenizer(tokenizer) if tokenizer else None
     root = results_dir(results)

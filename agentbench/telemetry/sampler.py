@@ -13,6 +13,7 @@ A GPU sample is ``{"t": perf_counter seconds, "gpus": [...]}``, a scrape ``{"t",
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -108,7 +109,7 @@ class TelemetrySampler:
     The GPU readings (every ``interval_s``) and the ``/metrics`` scrapes (every ``metrics_interval_s``)
     run in separate threads because a scrape waits on vLLM's API process: on the H200 at concurrency 64
     a scrape took 44-189 ms on average and up to 1 s, and in one thread those waits cut the NVML rate
-    from 10 Hz to about 7. A scrape is stored as a sample of its own (``vllm`` and ``vllm_scrape_ms``,
+    from 10 Hz to 6.8-8.8 Hz. A scrape is stored as a sample of its own (``vllm`` and ``vllm_scrape_ms``,
     no ``gpus``). Use as a context manager (or :meth:`start`/:meth:`stop`); :meth:`record` gives the
     summary and the samples of any window, so one sampler can serve many concurrent scenario runs.
     ``reader`` and ``scrape`` can be replaced (tests pass fakes that return the real shapes).
@@ -134,6 +135,7 @@ class TelemetrySampler:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.metrics_error = ""
+        self.sampler_error = ""
 
     @property
     def gpu_available(self) -> bool:
@@ -141,8 +143,10 @@ class TelemetrySampler:
         return self.reader is not None
 
     def _store(self, sample: dict[str, Any]) -> dict[str, Any]:
+        # Kept in time order: a GPU reading is stamped before its NVML calls and a scrape after its GET,
+        # so the two threads can finish out of order (windows, energy and durations read the ends).
         with self._lock:
-            self.samples.append(sample)
+            bisect.insort(self.samples, sample, key=_time)
         return sample
 
     def gpu_sample(self) -> dict[str, Any]:
@@ -175,7 +179,10 @@ class TelemetrySampler:
 
     def _every(self, period: float, take: Callable[[], object]) -> None:
         while not self._stop.is_set():
-            take()
+            try:
+                take()
+            except Exception as exc:  # a reading that fails is recorded and the thread goes on
+                self.sampler_error = f"{type(exc).__name__}: {exc}"
             self._stop.wait(period)
 
     def start(self) -> TelemetrySampler:
@@ -226,9 +233,15 @@ class TelemetrySampler:
             rec["reason"] = self.reason
         if self.metrics_error:
             rec["metrics_error"] = self.metrics_error
+        if self.sampler_error:
+            rec["sampler_error"] = self.sampler_error
         if keep_samples:
             rec["samples"] = [{**s, "t": round(s["t"] - t0, 4)} for s in chosen]
         return rec
+
+
+def _time(sample: dict[str, Any]) -> float:
+    return float(sample["t"])
 
 
 def _values(samples: Sequence[dict[str, Any]], key: str) -> list[float]:

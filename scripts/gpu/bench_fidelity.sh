@@ -22,7 +22,8 @@
 # figures), metrics-scrape-idle.txt (ten timed GETs of /metrics on the idle server), the result folders above,
 # fidelity-trust/ (vllm/ against ours-trust/: means over the repeats, every run kept), fidelity/ and the other
 # variants' comparisons, and report/. The exit code is the check's: fidelity-trust/ when the PLAN has an
-# ours-trust block, else fidelity/ (0 pass, 1 fail, 3 no server).
+# ours-trust block, else fidelity/ (0 pass; 1 fail, unequal repeats, a cut run, or the check did not run;
+# 2 a bad PLAN, before anything starts; 3 no server).
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
 W="$OUT/bench"
@@ -36,6 +37,35 @@ export AGENTBENCH_VLLM_ENV=${AGENTBENCH_VLLM_ENV:-"PYTHONPATH=/tmp/site VLLM_USE
 export AGENTBENCH_RESULTS_DIR="$W/results"
 VLLM_PY=(env PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 python3)
 AB=(python3 -m agentbench)
+
+# The default: the acceptance check, both clients timing alike (--trust-env, as vLLM's client), interleaved,
+# c=1 twice, c=8 and c=64 four times a side (one run's mean TTFT at c=8 and c=64 moves by up to 10 % on the
+# H200, on both clients). About 490 s with the server start.
+DEFAULT_PLAN="vllm 1:16 8:32 8:32 64:256 64:256;ours-trust 1 8 8 64 64;vllm 1:16 8:32 8:32 64:256 64:256;ours-trust 1 8 8 64 64"
+# The PLAN is checked before anything starts (exit 2 and why): a typo must not cost a server start.
+KINDS=() ITEMS=()
+IFS=';' read -r -a BLOCKS <<< "${PLAN:-$DEFAULT_PLAN}"
+for block in "${BLOCKS[@]}"; do
+  read -r -a words <<< "$block"
+  (( ${#words[@]} )) || continue  # an empty block ("a;;b", a trailing ';')
+  kind=${words[0]} items=("${words[@]:1}")
+  (( ${#items[@]} )) || { echo "PLAN block '$block' has no runs"; exit 2; }
+  for item in "${items[@]}"; do
+    case $kind in
+      vllm)
+        [[ $item =~ ^([0-9]+):([0-9]+)$ ]] || { echo "PLAN: vllm runs are C:N, got '$item'"; exit 2; }
+        c=$((10#${BASH_REMATCH[1]})) n=$((10#${BASH_REMATCH[2]}))
+        want=$(( 4 * c > 16 ? 4 * c : 16 ))  # agentbench's default prompts for C: both sides send the same ones
+        (( c >= 1 && n == want )) || { echo "PLAN: vllm run '$item' must be C:$want for C=$c (agentbench sends 4 x C, at least 16)"; exit 2; } ;;
+      ours|ours-nm|ours-quiet|ours-trust)
+        [[ $item =~ ^[0-9]+$ ]] && (( 10#$item >= 1 && 10#$item <= 256 )) || { echo "PLAN: $kind takes concurrencies 1..256, got '$item'"; exit 2; } ;;
+      *) echo "unknown PLAN block '$kind' (vllm, ours, ours-nm, ours-quiet, ours-trust)"; exit 2 ;;
+    esac
+  done
+  KINDS+=("$kind")
+  if [[ $kind == vllm ]]; then ITEMS+=("${items[*]}"); else ITEMS+=("$(IFS=,; echo "${items[*]}")"); fi
+done
+(( ${#KINDS[@]} )) || { echo "PLAN has no blocks"; exit 2; }
 
 STEP_DIR="$W" STEP_MIN_LEFT_S=20
 source "$(dirname "$0")/steps.sh"
@@ -98,14 +128,9 @@ for _ in $(seq 1 10); do curl -s -o /dev/null -w '%{time_total} %{size_download}
 # ENDPOINT: /v1/completions (vllm bench serve's default, the check's) or /v1/chat/completions.
 ENDPOINT=${ENDPOINT:-/v1/completions}
 BACKEND=openai; [[ $ENDPOINT == */chat/completions ]] && BACKEND=openai-chat
-# The default: the acceptance check, both clients timing alike (--trust-env, as vLLM's client), interleaved,
-# c=1 twice, c=8 and c=64 four times a side (one run's mean TTFT at c=8 and c=64 moves by up to 10 % on the
-# H200, on both clients). About 490 s with the server start.
-DEFAULT_PLAN="vllm 1:16 8:32 8:32 64:256 64:256;ours-trust 1 8 8 64 64;vllm 1:16 8:32 8:32 64:256 64:256;ours-trust 1 8 8 64 64"
-IFS=';' read -r -a BLOCKS <<< "${PLAN:-$DEFAULT_PLAN}"
 DISCARD="--discard 64:128"  # the first vLLM block warms the server up (Triton JIT of the sampling kernels) first
-for i in "${!BLOCKS[@]}"; do
-  read -r kind rest <<< "${BLOCKS[$i]}"
+for i in "${!KINDS[@]}"; do
+  kind=${KINDS[$i]} rest=${ITEMS[$i]}
   case $kind in
     vllm)
       mkdir -p "$W/vllm"
@@ -122,22 +147,22 @@ for i in "${!BLOCKS[@]}"; do
       [[ $kind == ours-quiet ]] && flags="--no-server-metrics --telemetry-interval 3600"
       mkdir -p "$W/$kind"
       step "b$i-$kind" 200 bash -c "${AB[*]} bench --base-url '$BASE' --model-name $NAME --tokenizer '$MODEL_DIR' \
-        --endpoint $ENDPOINT --concurrency ${rest// /,} --input-len 1024 --output-len 128 --seed 0 $flags --json > '$W/$kind/b$i.json'" ;;
-    *) echo "unknown PLAN block '$kind' (vllm, ours, ours-nm, ours-quiet, ours-trust)"; exit 2 ;;
+        --endpoint $ENDPOINT --concurrency $rest --input-len 1024 --output-len 128 --seed 0 $flags --json > '$W/$kind/b$i.json'" ;;
   esac
 done
 # The check (the exit code): ours-trust/ when the PLAN has it, else ours/; the others are compared at the
-# concurrencies they ran.
+# concurrencies they ran, with whatever repeats they have.
 CHECK=ours; [[ -d "$W/ours-trust" ]] && CHECK=ours-trust
 FIDELITY=1
 for kind in ours ours-nm ours-quiet ours-trust; do
   [[ -d "$W/$kind" ]] || continue
   out="$W/fidelity${kind#ours}"
-  subset=""; [[ $kind != "$CHECK" ]] && subset="--ignore-vllm-only"
+  subset=""; [[ $kind != "$CHECK" ]] && subset="--ignore-vllm-only --allow-unbalanced"
   step "fidelity${kind#ours}" 60 python3 -m agentbench.bench.fidelity --vllm-dir "$W/vllm" --ours-dir "$W/$kind" \
     --out "$out" $subset
   rc=$?
-  [[ $kind == "$CHECK" ]] && FIDELITY=$rc
+  # 0 pass; anything else (a fail, or the step timed out or was skipped) is 1, as documented
+  [[ $kind == "$CHECK" ]] && { (( rc == 0 )) && FIDELITY=0 || FIDELITY=1; }
   cat "$out/fidelity.md" 2>/dev/null
 done
 curl -s "$ROOT/metrics" > "$W/metrics-after.txt"

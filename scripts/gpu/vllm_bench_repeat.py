@@ -27,8 +27,8 @@ def parse_runs(text: str) -> list[tuple[int, int]]:
     runs = []
     for item in text.split():
         c, _, n = item.partition(":")
-        if not (c.isdigit() and n.isdigit()):
-            raise SystemExit(f"--runs takes CONCURRENCY:PROMPTS items, got {item!r}")
+        if not (c.isdigit() and n.isdigit()) or int(c) < 1 or int(n) < 1:
+            raise SystemExit(f"--runs takes CONCURRENCY:PROMPTS items (both at least 1), got {item!r}")
         runs.append((int(c), int(n)))
     return runs
 
@@ -66,7 +66,9 @@ def main(argv: list[str]) -> int:
         print(f"=== vllm bench serve: concurrency {c}, {n} prompts -> {name or 'discarded'}", flush=True)
         try:
             bench_main(run)
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # SystemExit too (vLLM's argument checks exit): the next run still runs
             failed += 1
             traceback.print_exc()
     return failed

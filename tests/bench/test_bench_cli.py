@@ -144,9 +144,20 @@ def test_trust_env_decides_whether_the_proxy_variables_are_obeyed(tmp_path: Path
             code = main(["bench", "--base-url", server.base_url, *SMALL, "--concurrency", "1", "--no-server-metrics",
                          "--results-dir", str(tmp_path), "--json", *extra])
         assert code == 0, capsys.readouterr().err
-        return json.loads(capsys.readouterr().out)["points"][0]
+        return json.loads(capsys.readouterr().out)
 
-    assert bench("--no-trust-env")["metrics"]["completed"] == 4
+    ignoring = bench("--no-trust-env")
+    assert ignoring["points"][0]["metrics"]["completed"] == 4 and ignoring["config"]["trust_env"] is False
     for extra in ((), ("--trust-env",)):  # the default obeys a proxy variable that is set, as --trust-env does
-        point = bench(*extra)
+        record = bench(*extra)
+        point = record["points"][0]
         assert "metrics" not in point and "test request" in point["error"], point
+        assert record["config"]["trust_env"] is True  # stored as it took effect, also for the default
+    monkeypatch.delenv("http_proxy")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc either
+    assert bench()["config"]["trust_env"] is False
+
+
+def test_trust_env_does_not_combine_with_agent(capsys) -> None:
+    assert main(["bench", "--agent", "--base-url", "http://127.0.0.1:9/v1", "--model-name", "m", "--trust-env"]) == 2
+    assert "--agent" in capsys.readouterr().err

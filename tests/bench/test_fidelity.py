@@ -93,3 +93,22 @@ def test_a_variant_measured_at_some_concurrencies_is_compared_there_only(tmp_pat
     assert main(args) == 1  # c=1 measured by vLLM only: a fail by default
     assert main([*args, "--ignore-vllm-only"]) == 0
     assert {r["concurrency"] for r in json.loads((tmp_path / "out" / "fidelity.json").read_text())["rows"]} == {64}
+
+
+def test_unequal_repeats_or_a_cut_run_fail_the_check(tmp_path: Path) -> None:
+    vdir, odir, out = tmp_path / "v", tmp_path / "o", tmp_path / "out"
+    vdir.mkdir()
+    odir.mkdir()
+    for k in (1, 2, 10):  # natural order: runs 1, 2, 10 (not 1, 10, 2)
+        _vllm(vdir / f"b{k}-c8-1.json", 8, 1150.0 + k, 176.0, 5.6)
+    _ours(odir / "b1.json", [(8, 1150.0, 176.0, 5.6), (8, 1151.0, 177.0, 5.6)])
+    args = ["--vllm-dir", str(vdir), "--ours-dir", str(odir), "--out", str(out)]
+    assert main(args) == 1  # 3 vLLM runs against 2 of ours: no longer interleaved
+    result = json.loads((out / "fidelity.json").read_text())
+    assert result["unbalanced"] == [{"concurrency": 8, "vllm_runs": 3, "agentbench_runs": 2}]
+    assert all(r["passed"] for r in result["rows"]) and result["rows"][0]["vllm_runs"] == [1151.0, 1152.0, 1160.0]
+    assert "Unequal repeats at concurrency 8: vLLM 3 runs, agentbench 2" in (out / "fidelity.md").read_text()
+    assert main([*args, "--allow-unbalanced"]) == 0
+    (odir / "b3.json").write_text("")  # the last block was cut by its time limit: its file is empty
+    assert main([*args, "--allow-unbalanced"]) == 1
+    assert "b3.json" in (out / "fidelity.md").read_text()

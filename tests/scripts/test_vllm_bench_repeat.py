@@ -25,6 +25,8 @@ def add_cli_args(parser):
 def main(args):
     if args.max_concurrency == 13:
         raise RuntimeError("server gone")
+    if args.max_concurrency == 14:
+        raise SystemExit("a check inside vLLM's main() exits")
     with open(os.environ["STUB_LOG"], "a") as f:
         f.write(json.dumps({k: getattr(args, k) for k in ("base_url", "max_concurrency", "num_prompts",
                                                           "num_warmups", "save_result", "result_filename")}) + "\\n")
@@ -62,13 +64,14 @@ def test_runs_in_order_with_warmups_and_numbered_result_files(tmp_path: Path) ->
 
 
 def test_a_failed_run_is_counted_and_the_next_still_runs(tmp_path: Path) -> None:
-    rc, calls = _run(tmp_path, "--runs", "13:20 8:32", "--", "--base-url", "http://srv")
-    assert rc == 1 and [c["result_filename"] for c in calls] == ["vllm-c8-1.json"]
+    rc, calls = _run(tmp_path, "--runs", "13:20 14:56 8:32", "--", "--base-url", "http://srv")
+    assert rc == 2 and [c["result_filename"] for c in calls] == ["vllm-c8-1.json"]
 
 
 def test_bad_runs_are_refused_by_name(tmp_path: Path) -> None:
     log = tmp_path / "x"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--runs", "64x256", "--", "--base-url", "u"],
-                          env={"PYTHONPATH": str(_stub(tmp_path)), "STUB_LOG": str(log)},
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0 and "64x256" in proc.stderr and not log.exists()
+    for bad in ("64x256", "0:16"):
+        proc = subprocess.run([sys.executable, str(SCRIPT), "--runs", bad, "--", "--base-url", "u"],
+                              env={"PYTHONPATH": str(_stub(tmp_path)), "STUB_LOG": str(log)},
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0 and bad in proc.stderr and not log.exists()
