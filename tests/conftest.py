@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +11,13 @@ from pathlib import Path
 import pytest
 
 from agentbench.scenario.loader import ScenarioLibrary, load_library
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Synthetic models go to one folder per test session, not the user's ~/.cache (the GPU tests then reuse
+    vLLM's compile cache between their servers, as the folder path stays the same)."""
+    os.environ.setdefault("AGENTBENCH_SYNTHETIC_DIR", tempfile.mkdtemp(prefix="agentbench-synthetic-"))
+
 
 VALID_SCENARIO = """\
 id: demo_tip

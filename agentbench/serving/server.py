@@ -268,10 +268,10 @@ class VLLMServer:
     def _model_override(self) -> str | None:
         if not self.options.synthetic:
             return None
-        from agentbench.serving.synth import write_synthetic_model  # the synthetic-model writer
+        from agentbench.serving.synth import cached_synthetic_model  # the synthetic-model writer
 
-        folder = self.log_path.parent / f"synthetic-{self.log_path.stem}"
-        return str(write_synthetic_model(self.spec, folder))
+        # A path that depends only on the content, so vLLM's compile cache (keyed by it) is reused.
+        return str(cached_synthetic_model(self.spec))
 
     async def start(self) -> None:
         """Launch the server and wait until it answers ``/health`` (``ServerStartError`` otherwise)."""

@@ -9,7 +9,11 @@ config's: vLLM accepts that, and the random weights' output is noise anyway. See
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,7 +22,8 @@ from typing import Any
 from agentbench.errors import ConfigError
 from agentbench.models.registry import ModelSpec
 
-__all__ = ["FAMILIES", "Family", "load_model_config", "write_synthetic_model"]
+__all__ = ["FAMILIES", "Family", "cached_synthetic_model", "load_model_config", "synthetic_cache_root",
+           "write_synthetic_model"]
 
 # Trained vocabulary size before the special tokens; small keeps `models synth` well under a second.
 BPE_VOCAB_SIZE = 4000
@@ -167,3 +172,44 @@ def write_synthetic_model(spec: ModelSpec, out_dir: Path) -> Path:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def synthetic_cache_root() -> Path:
+    """Where :func:`cached_synthetic_model` keeps its folders: ``$AGENTBENCH_SYNTHETIC_DIR``, else
+    ``$XDG_CACHE_HOME/agentbench/synthetic`` (``~/.cache/agentbench/synthetic``)."""
+    if folder := os.environ.get("AGENTBENCH_SYNTHETIC_DIR"):
+        return Path(folder)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "agentbench" / "synthetic"
+
+
+def _digest(folder: Path) -> str:
+    """A hash of the folder's file names and contents (the writer is deterministic)."""
+    h = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def cached_synthetic_model(spec: ModelSpec, root: Path | None = None) -> Path:
+    """The synthetic model of ``spec`` at a path that depends only on its content: ``ROOT/KEY-HASH``.
+
+    vLLM 0.24.0's torch.compile cache key includes the model path, so a new folder per start compiled
+    afresh every time (21-37 s of each start on the H200); the same content now always lands at the same
+    path. The folder is written whole into a temporary sibling and renamed into place, so a server never
+    sees a half-written folder and two starts at once both end with the same complete one."""
+    root = Path(root) if root is not None else synthetic_cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{spec.key}-", dir=root))
+    try:
+        write_synthetic_model(spec, staging)
+        final = root / f"{spec.key}-{_digest(staging)}"
+        try:
+            staging.rename(final)
+        except OSError:  # already there: written by an earlier start (or one running now)
+            if not (final / MARKER_FILE).is_file():
+                raise ConfigError(f"synthetic model folder {final} exists but is not one agentbench wrote "
+                                  f"(no {MARKER_FILE}); remove it") from None
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

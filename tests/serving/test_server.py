@@ -301,3 +301,19 @@ def test_port_in_use_sees_a_listener_not_a_closed_connection() -> None:
             accepted, _ = listener.accept()
             accepted.close()  # the server side closes first: its port is left in TIME_WAIT, like a stopped server's
     assert not server_module.port_in_use("127.0.0.1", port)  # vLLM binds with SO_REUSEADDR: it can start here
+
+
+async def test_synthetic_starts_serve_the_same_folder_from_the_cache(tmp_path: Path, monkeypatch) -> None:
+    # vLLM keys its torch.compile cache by the model path: every start of the same synthetic model must
+    # serve the same folder, whatever its log folder (it used to be a new one beside each log).
+    from agentbench.models.registry import load_registry
+
+    monkeypatch.setenv("AGENTBENCH_SYNTHETIC_DIR", str(tmp_path / "cache"))
+    served = []
+    for run in ("a", "b"):
+        server = VLLMServer(load_registry()["llama31-8b"], fake_options(synthetic=True), log_dir=tmp_path / run)
+        async with server:
+            assert server.plan is not None
+            served.append(server.plan.settings["model"])
+    assert served[0] == served[1] and Path(served[0]).parent == tmp_path / "cache"
+    assert (Path(served[0]) / "config.json").is_file() and not list((tmp_path / "a").glob("synthetic-*"))

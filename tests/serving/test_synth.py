@@ -4,6 +4,7 @@ tokens vLLM's parsers look up (tool parsers' __init__ in vllm/tool_parsers, the 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from agentbench.cli.app import main
 from agentbench.errors import ConfigError
 from agentbench.models.registry import ModelSpec, load_registry
-from agentbench.serving.synth import FAMILIES, load_model_config, write_synthetic_model
+from agentbench.serving.synth import FAMILIES, cached_synthetic_model, load_model_config, write_synthetic_model
 
 transformers = pytest.importorskip("transformers")
 
@@ -116,3 +117,31 @@ def test_models_synth_command_writes_the_directory(capsys: pytest.CaptureFixture
     assert marker["hf_id"] == "meta-llama/Llama-3.1-8B-Instruct"
     assert {p.name for p in (tmp_path / "m").iterdir()} >= {"config.json", "tokenizer.json", "tokenizer_config.json",
                                                            "generation_config.json"}
+
+
+def test_the_cached_folder_depends_only_on_content_and_is_written_whole(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AGENTBENCH_SYNTHETIC_DIR", str(tmp_path / "cache"))
+    first = cached_synthetic_model(spec("llama31-8b"))
+    assert first.parent == tmp_path / "cache" and first.name.startswith("llama31-8b-")
+    assert cached_synthetic_model(spec("llama31-8b")) == first  # same content, same path (vLLM's compile cache)
+    other = cached_synthetic_model(spec("qwen3-8b"))
+    assert other != first and other.parent == first.parent
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([first.name, other.name])  # no staging left
+    assert json.loads((first / "agentbench-synthetic.json").read_text())["key"] == "llama31-8b"
+
+
+def test_concurrent_starts_end_with_one_complete_folder(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda _: cached_synthetic_model(spec("llama31-8b"), tmp_path), range(4)))
+    assert len(set(paths)) == 1 and [p.name for p in tmp_path.iterdir()] == [paths[0].name]
+    assert {f.name for f in paths[0].iterdir()} >= {"config.json", "tokenizer.json", "agentbench-synthetic.json"}
+
+
+def test_a_foreign_folder_at_the_cached_path_is_refused_by_name(tmp_path: Path) -> None:
+    path = cached_synthetic_model(spec("llama31-8b"), tmp_path)
+    for f in path.iterdir():
+        f.unlink()
+    (path / "weights.bin").write_bytes(b"not ours")
+    with pytest.raises(ConfigError, match=rf"{path} exists but is not one agentbench wrote"):
+        cached_synthetic_model(spec("llama31-8b"), tmp_path)
+    assert (path / "weights.bin").read_bytes() == b"not ours"  # nothing of the user's is touched
