@@ -39,7 +39,7 @@ import aiohttp
 from agentbench.bench.metrics import RequestOutput
 
 __all__ = ["BenchRequest", "LoadResult", "StreamTimer", "arrival_delays", "make_session", "proxy_env_configured",
-           "run_load", "send_request"]
+           "resolve_trust_env", "run_load", "send_request"]
 
 ENDPOINTS = ("/v1/completions", "/v1/chat/completions")
 
@@ -293,6 +293,11 @@ async def _arrivals(requests: Sequence[BenchRequest], delays: Sequence[float]) -
         yield req
 
 
+def resolve_trust_env(trust_env: bool | None) -> bool:
+    """The ``trust_env`` a session gets: as given, or (None) only when a proxy or netrc is configured."""
+    return proxy_env_configured() if trust_env is None else trust_env
+
+
 def make_session(max_concurrency: int | None, trust_env: bool | None = None) -> aiohttp.ClientSession:
     """An aiohttp session set up as vLLM's benchmark sets up its own (pooled keep-alive connections).
 
@@ -303,8 +308,7 @@ def make_session(max_concurrency: int | None, trust_env: bool | None = None) -> 
     connector = aiohttp.TCPConnector(limit=max_concurrency or 0, limit_per_host=max_concurrency or 0,
                                      ttl_dns_cache=300, use_dns_cache=True, keepalive_timeout=60,
                                      enable_cleanup_closed=True, force_close=False)
-    trust = proxy_env_configured() if trust_env is None else trust_env
-    return aiohttp.ClientSession(connector=connector, trust_env=trust,
+    return aiohttp.ClientSession(connector=connector, trust_env=resolve_trust_env(trust_env),
                                  timeout=aiohttp.ClientTimeout(total=6 * 60 * 60))
 
 

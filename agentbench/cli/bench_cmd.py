@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from agentbench.bench.agent import agent_table
-from agentbench.bench.client import proxy_env_configured
+from agentbench.bench.client import resolve_trust_env
 from agentbench.bench.dataset import load_tokenizer, random_requests
 from agentbench.bench.metrics import SLO_METRICS
 from agentbench.bench.report import context_table, load_table, sweep_table
@@ -215,7 +215,7 @@ def bench_command(
     cfg = LoadConfig(base_url=base_url or "", model=model_name or "", endpoint=endpoint, input_len=input_len,
                      output_len=output_len, num_prompts=num_prompts, seed=seed, burstiness=burstiness,
                      ignore_eos=ignore_eos, slos_ms=_slos(goodput), warmups=num_warmups, metrics=server_metrics,
-                     trust_env=proxy_env_configured() if trust_env is None else trust_env)  # stored as it took effect
+                     trust_env=resolve_trust_env(trust_env))  # stored as it took effect
     axes = _sweep_axes(sweep_set) if sweep else {}
     tok = load_tokenizer(tokenizer) if tokenizer else None
     root = results_dir(results)

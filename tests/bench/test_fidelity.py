@@ -13,6 +13,14 @@ def _vllm(path: Path, c: int, tok_s: float, ttft: float, tpot: float) -> None:
                                 "mean_tpot_ms": tpot, "completed": 16}))
 
 
+def _folders(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """The vLLM and agentbench result folders (created) and the command line comparing them into tmp/out."""
+    vdir, odir = tmp_path / "v", tmp_path / "o"
+    vdir.mkdir()
+    odir.mkdir()
+    return vdir, odir, ["--vllm-dir", str(vdir), "--ours-dir", str(odir), "--out", str(tmp_path / "out")]
+
+
 def _ours(path: Path, points: list[tuple[int, float, float, float]]) -> None:
     path.write_text(json.dumps({"kind": "load", "model": "m", "points": [
         {"concurrency": c, "metrics": {"output_throughput": t, "ttft_ms": {"mean": f}, "tpot_ms": {"mean": p}}}
@@ -20,13 +28,12 @@ def _ours(path: Path, points: list[tuple[int, float, float, float]]) -> None:
 
 
 def test_within_tolerance_passes_and_outside_fails(tmp_path: Path) -> None:
-    vdir, odir, out = tmp_path / "v", tmp_path / "o", tmp_path / "out"
-    vdir.mkdir()
-    odir.mkdir()
+    vdir, odir, args = _folders(tmp_path)
+    out = tmp_path / "out"
     _vllm(vdir / "c1.json", 1, 200.0, 34.5, 4.83)
     _vllm(vdir / "c8.json", 8, 1336.0, 93.9, 5.29)
     _ours(odir / "a.json", [(1, 196.0, 35.0, 4.9), (8, 1336.0 * 0.93, 95.0, 5.3)])
-    assert main(["--vllm-dir", str(vdir), "--ours-dir", str(odir), "--out", str(out)]) == 1
+    assert main(args) == 1
     result = json.loads((out / "fidelity.json").read_text())
     failing = [(r["concurrency"], r["metric"]) for r in result["rows"] if not r["passed"]]
     assert failing == [(8, "output tok/s")]
@@ -65,14 +72,13 @@ def test_the_command_line_counts_a_failed_runs_empty_file_as_missing(tmp_path: P
 
 
 def test_repeats_are_compared_by_their_means_with_every_run_kept(tmp_path: Path) -> None:
-    vdir, odir, out = tmp_path / "v", tmp_path / "o", tmp_path / "out"
-    vdir.mkdir()
-    odir.mkdir()
+    vdir, odir, args = _folders(tmp_path)
+    out = tmp_path / "out"
     # Two vLLM runs at c=64 (TTFT 800 and 900 ms) and two of ours in one file (850 and 1000 ms).
     _vllm(vdir / "vllm-c64-1.json", 64, 2900.0, 800.0, 15.0)
     _vllm(vdir / "vllm-c64-2.json", 64, 2950.0, 900.0, 15.2)
     _ours(odir / "r.json", [(64, 2880.0, 850.0, 15.1), (64, 2920.0, 1000.0, 15.0)])
-    assert main(["--vllm-dir", str(vdir), "--ours-dir", str(odir), "--out", str(out)]) == 1
+    assert main(args) == 1
     rows = {r["metric"]: r for r in json.loads((out / "fidelity.json").read_text())["rows"]}
     ttft = rows["mean TTFT ms"]
     assert ttft["vllm_runs"] == [800.0, 900.0] and ttft["agentbench_runs"] == [850.0, 1000.0]
@@ -83,26 +89,21 @@ def test_repeats_are_compared_by_their_means_with_every_run_kept(tmp_path: Path)
 
 
 def test_a_variant_measured_at_some_concurrencies_is_compared_there_only(tmp_path: Path) -> None:
-    vdir, odir = tmp_path / "v", tmp_path / "o"
-    vdir.mkdir()
-    odir.mkdir()
+    vdir, odir, args = _folders(tmp_path)
     _vllm(vdir / "c1.json", 1, 200.0, 34.5, 4.83)
     _vllm(vdir / "c64.json", 64, 2900.0, 850.0, 15.0)
     _ours(odir / "nm.json", [(64, 2900.0, 860.0, 15.0)])
-    args = ["--vllm-dir", str(vdir), "--ours-dir", str(odir), "--out", str(tmp_path / "out")]
     assert main(args) == 1  # c=1 measured by vLLM only: a fail by default
     assert main([*args, "--ignore-vllm-only"]) == 0
     assert {r["concurrency"] for r in json.loads((tmp_path / "out" / "fidelity.json").read_text())["rows"]} == {64}
 
 
 def test_unequal_repeats_or_a_cut_run_fail_the_check(tmp_path: Path) -> None:
-    vdir, odir, out = tmp_path / "v", tmp_path / "o", tmp_path / "out"
-    vdir.mkdir()
-    odir.mkdir()
+    vdir, odir, args = _folders(tmp_path)
+    out = tmp_path / "out"
     for k in (1, 2, 10):  # natural order: runs 1, 2, 10 (not 1, 10, 2)
         _vllm(vdir / f"b{k}-c8-1.json", 8, 1150.0 + k, 176.0, 5.6)
     _ours(odir / "b1.json", [(8, 1150.0, 176.0, 5.6), (8, 1151.0, 177.0, 5.6)])
-    args = ["--vllm-dir", str(vdir), "--ours-dir", str(odir), "--out", str(out)]
     assert main(args) == 1  # 3 vLLM runs against 2 of ours: no longer interleaved
     result = json.loads((out / "fidelity.json").read_text())
     assert result["unbalanced"] == [{"concurrency": 8, "vllm_runs": 3, "agentbench_runs": 2}]

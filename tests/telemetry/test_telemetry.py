@@ -53,6 +53,15 @@ def test_summary_energy_peaks_and_joules_per_token() -> None:
     assert s["peak_kv_cache_usage"] == 0.5 and s["preemptions_delta"] == 3
 
 
+def _sample_for(sampler: TelemetrySampler, seconds: float) -> tuple[float, float]:
+    """Run ``sampler`` for ``seconds``; the window (perf_counter) inside its run."""
+    with sampler:
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        t1 = time.perf_counter()
+    return t0, t1
+
+
 def test_sampler_thread_windows_and_metrics_scrape() -> None:
     scrapes: list[str] = []
 
@@ -63,10 +72,7 @@ def test_sampler_thread_windows_and_metrics_scrape() -> None:
 
     sampler = TelemetrySampler(interval_s=0.01, metrics_url="http://srv/v1", metrics_interval_s=0.01,
                                reader=FakeReader(), scrape=scrape)  # type: ignore[arg-type]
-    with sampler:
-        t0 = time.perf_counter()
-        time.sleep(0.15)
-        t1 = time.perf_counter()
+    t0, t1 = _sample_for(sampler, 0.15)
     rec = sampler.record(t0, t1, output_tokens=10)
     assert rec["available"] and len(rec["samples"]) >= 3 and scrapes[0] == "http://srv/v1"
     assert rec["summary"]["energy_j"] > 0 and rec["summary"]["peak_running"] == 3.0
@@ -96,11 +102,7 @@ def test_a_slow_metrics_scrape_does_not_slow_the_gpu_readings() -> None:
 
     sampler = TelemetrySampler(interval_s=0.01, metrics_url="http://srv/v1", metrics_interval_s=0.01,
                                reader=FakeReader(), scrape=slow_scrape)  # type: ignore[arg-type]
-    with sampler:
-        t0 = time.perf_counter()
-        time.sleep(0.6)
-        t1 = time.perf_counter()
-    summary = sampler.record(t0, t1)["summary"]
+    summary = sampler.record(*_sample_for(sampler, 0.6))["summary"]
     assert summary["samples"] >= 25, summary  # ~60 possible at 100 Hz; in one thread it managed 5
     assert 3 <= summary["scrapes"] <= 7 and summary["mean_metrics_scrape_ms"] >= 100.0
 
@@ -119,8 +121,7 @@ class SlowFlakyReader(FakeReader):
 def test_readings_of_both_threads_stay_in_time_order_and_a_failed_read_is_recorded() -> None:
     sampler = TelemetrySampler(interval_s=0.001, metrics_url="http://srv/v1", metrics_interval_s=0.001,
                                reader=SlowFlakyReader(), scrape=lambda _u: vllm_snapshot(METRICS))  # type: ignore[arg-type]
-    with sampler:
-        time.sleep(0.4)
+    _sample_for(sampler, 0.4)
     times = [s["t"] for s in sampler.samples]
     assert times == sorted(times) and sum(1 for s in sampler.samples if "gpus" in s) >= 5
     rec = sampler.record()
