@@ -3,7 +3,8 @@
 Exit codes: 0 the command completed (a run completed, whatever its scores); 1 invalid input
 (scenario, registry, option values, unknown names); 2 command-line usage error; 3 infrastructure
 failure (some scenario runs ended in ``endpoint_error`` or ``error``); 4 ``meta-eval`` found a grader
-that missed a fault or failed a gold solution; 130 interrupted.
+that missed a fault or failed a gold solution; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). An
+interrupted or terminated run or bench stores what it finished first.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from agentbench.cli import (
     serve_cmd,
 )
 from agentbench.cli.common import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, err
+from agentbench.cli.termination import EXIT_TERMINATED, SigtermInterrupts, Terminated
 from agentbench.errors import AgentbenchError, EndpointError, ScenarioError
 
 app = typer.Typer(
@@ -61,10 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     Typer handles usage errors and ``typer.Exit`` itself (standalone mode raises ``SystemExit``);
     agentbench's own errors are caught here so no traceback reaches a user for bad input.
     """
+    sigterm = SigtermInterrupts()
     try:
-        app(args=argv, prog_name="agentbench")
+        with sigterm:
+            app(args=argv, prog_name="agentbench")
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        # typer reports any KeyboardInterrupt that reaches it as 130, Terminated included
+        return EXIT_TERMINATED if sigterm.received and code == EXIT_INTERRUPTED else code
+    except Terminated:
+        err.print("terminated (SIGTERM)")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
