@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Bench fidelity on the H200 (issue 6): `vllm bench serve` and `agentbench bench` against ONE server and workload
-# (synthetic Llama-3.1-8B, dummy weights, random 1024 in / 128 out, ignore_eos, seed 0, prefix caching off), in
-# interleaved blocks so that run-to-run spread and run order show up beside the ratios, then the bench report.
+# (synthetic Llama-3.1-8B, dummy weights, random 1024 in / 128 out, ignore_eos, seed 0, prefix caching off), by
+# default in pairs of runs one right after the other (ABBA order), then the bench report.
 #
 #   usage (repository root, on the GPU machine; .gpu/ carried for setup.sh):  OUT=/some/dir bash scripts/gpu/bench_fidelity.sh
-#   Also works under scripts/gpu/run-on-gpu.sh (BUDGET_S=500 fits one 10-minute call); it stops starting blocks
-#   after BUDGET_S.
+#   Also works under scripts/gpu/run-on-gpu.sh (BUDGET_S=540 fits one 10-minute call with the default PLAN); it
+#   stops starting blocks after BUDGET_S.
 #
 # PLAN is a ';'-separated list of blocks, each ONE process (a `vllm bench serve` process spends 30-35 s importing
 # vLLM on this machine, so repeats share one):
+#   pair C:N C:N ...   vLLM's client and ours one right after the other, per item, in one process
+#                      (scripts/gpu/paired_fidelity.py): the k-th pair at C runs vLLM first when k is odd, ours
+#                      first when k is even (ABBA), into vllm/ and ours-trust/ (ours with --trust-env, as vLLM's)
 #   vllm C:N C:N ...   vLLM's own benchmark entry point once per run (scripts/gpu/vllm_bench_repeat.py), into vllm/
 #   ours C C ...       agentbench bench --concurrency C,C,... (its default prompts: 4 x C, at least 16), into ours/
 #   ours-nm C ...      the same with --no-server-metrics (no /metrics scrape during the run), into ours-nm/
 #   ours-quiet C ...   --no-server-metrics and NVML sampled only at the ends of the run, into ours-quiet/
 #   ours-trust C ...   --trust-env: aiohttp's proxy/netrc lookups on every request, as vLLM's client, into ours-trust/
 # Every run at C warms up with one batch of C first (both clients' --num-warmups), and the N of vLLM's runs must
-# be agentbench's default for C (16 at 1, 32 at 8, 256 at 64) so both send the same prompts.
-#
+# be agentbench's default for C (16 at 1, 32 at 8, 256 at 64) so both send the same prompts (a pair sends N on
+# both sides, so any N works there).
 # Everything ends up in ONE file, $OUT/bench.tgz (the device returns at most 8 files): steps.jsonl (one line
 # per step: name, exit code, seconds, or why skipped), every step's log, serve.json (agentbench's startup
 # figures), metrics-scrape-idle.txt (ten timed GETs of /metrics on the idle server), the result folders above,
@@ -38,10 +41,11 @@ export AGENTBENCH_RESULTS_DIR="$W/results"
 VLLM_PY=(env PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 python3)
 AB=(python3 -m agentbench)
 
-# The default: the acceptance check, both clients timing alike (--trust-env, as vLLM's client), interleaved,
-# c=1 twice, c=8 and c=64 four times a side (one run's mean TTFT at c=8 and c=64 moves by up to 10 % on the
-# H200, on both clients). About 490 s with the server start.
-DEFAULT_PLAN="vllm 1:16 8:32 8:32 64:256 64:256;ours-trust 1 8 8 64 64;vllm 1:16 8:32 8:32 64:256 64:256;ours-trust 1 8 8 64 64"
+# The default: the acceptance check in pairs (see pair above), c=1, 8 and 64 four times each, interleaved.
+# Blocks of runs minutes apart compared the server's drift instead of the clients: in one H200 call the mean
+# TTFT at c=1 read 52, 49, 44 and 35 ms in four consecutive blocks, on both clients. About 480 s with the
+# server start.
+DEFAULT_PLAN="pair 1:16 8:32 64:256 1:16 8:32 64:256 1:16 8:32 64:256 1:16 8:32 64:256"
 # The PLAN is checked before anything starts (exit 2 and why): a typo must not cost a server start.
 KINDS=() ITEMS=()
 IFS=';' read -r -a BLOCKS <<< "${PLAN:-$DEFAULT_PLAN}"
@@ -52,6 +56,10 @@ for block in "${BLOCKS[@]}"; do
   (( ${#items[@]} )) || { echo "PLAN block '$block' has no runs"; exit 2; }
   for item in "${items[@]}"; do
     case $kind in
+      pair)
+        [[ $item =~ ^([0-9]+):([0-9]+)$ ]] || { echo "PLAN: pair runs are C:N, got '$item'"; exit 2; }
+        c=$((10#${BASH_REMATCH[1]})) n=$((10#${BASH_REMATCH[2]}))
+        (( c >= 1 && c <= 256 && n >= 1 )) || { echo "PLAN: pair run '$item' needs C in 1..256 and N >= 1"; exit 2; } ;;
       vllm)
         [[ $item =~ ^([0-9]+):([0-9]+)$ ]] || { echo "PLAN: vllm runs are C:N, got '$item'"; exit 2; }
         c=$((10#${BASH_REMATCH[1]})) n=$((10#${BASH_REMATCH[2]}))
@@ -59,11 +67,11 @@ for block in "${BLOCKS[@]}"; do
         (( c >= 1 && n == want )) || { echo "PLAN: vllm run '$item' must be C:$want for C=$c (agentbench sends 4 x C, at least 16)"; exit 2; } ;;
       ours|ours-nm|ours-quiet|ours-trust)
         [[ $item =~ ^[0-9]+$ ]] && (( 10#$item >= 1 && 10#$item <= 256 )) || { echo "PLAN: $kind takes concurrencies 1..256, got '$item'"; exit 2; } ;;
-      *) echo "unknown PLAN block '$kind' (vllm, ours, ours-nm, ours-quiet, ours-trust)"; exit 2 ;;
+      *) echo "unknown PLAN block '$kind' (pair, vllm, ours, ours-nm, ours-quiet, ours-trust)"; exit 2 ;;
     esac
   done
   KINDS+=("$kind")
-  if [[ $kind == vllm ]]; then ITEMS+=("${items[*]}"); else ITEMS+=("$(IFS=,; echo "${items[*]}")"); fi
+  if [[ $kind == vllm || $kind == pair ]]; then ITEMS+=("${items[*]}"); else ITEMS+=("$(IFS=,; echo "${items[*]}")"); fi
 done
 (( ${#KINDS[@]} )) || { echo "PLAN has no blocks"; exit 2; }
 
@@ -129,6 +137,9 @@ for _ in $(seq 1 10); do curl -s -o /dev/null -w '%{time_total} %{size_download}
 ENDPOINT=${ENDPOINT:-/v1/completions}
 BACKEND=openai; [[ $ENDPOINT == */chat/completions ]] && BACKEND=openai-chat
 DISCARD="--discard 64:128"  # the first vLLM block warms the server up (Triton JIT of the sampling kernels) first
+# vLLM's options for the workload, shared by vllm and pair blocks (a pair block gives ours the same ones)
+VLLM_WORKLOAD=(--backend "$BACKEND" --base-url "$ROOT" --endpoint "$ENDPOINT" --model "$NAME" --tokenizer "$MODEL_DIR"
+  --dataset-name random --random-input-len 1024 --random-output-len 128 --ignore-eos --seed 0 --result-dir "$W/vllm")
 for i in "${!KINDS[@]}"; do
   kind=${KINDS[$i]} rest=${ITEMS[$i]}
   case $kind in
@@ -136,9 +147,15 @@ for i in "${!KINDS[@]}"; do
       mkdir -p "$W/vllm"
       # shellcheck disable=SC2086  # DISCARD is two words or none
       step "b$i-vllm" 240 "${VLLM_PY[@]}" scripts/gpu/vllm_bench_repeat.py --runs "$rest" --prefix "b$i" $DISCARD -- \
-        --backend $BACKEND --base-url "$ROOT" --endpoint "$ENDPOINT" --model "$NAME" --tokenizer "$MODEL_DIR" \
-        --dataset-name random --random-input-len 1024 --random-output-len 128 --ignore-eos --seed 0 \
-        --result-dir "$W/vllm"
+        "${VLLM_WORKLOAD[@]}"
+      DISCARD="" ;;
+    pair)
+      mkdir -p "$W/vllm" "$W/ours-trust"
+      # vLLM's site first (its openai pin), agentbench's after it (agentbench itself and nothing vLLM has)
+      # shellcheck disable=SC2086
+      step "b$i-pair" 420 env PYTHONPATH=/tmp/site:/tmp/absite VLLM_USE_FLASHINFER_SAMPLER=0 python3 \
+        scripts/gpu/paired_fidelity.py --pairs "$rest" --prefix "b$i" --ours-dir "$W/ours-trust" \
+        --log "$W/pairs.jsonl" $DISCARD -- "${VLLM_WORKLOAD[@]}"
       DISCARD="" ;;
     ours|ours-nm|ours-quiet|ours-trust)
       flags=""

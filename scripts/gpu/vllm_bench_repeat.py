@@ -33,44 +33,64 @@ def parse_runs(text: str) -> list[tuple[int, int]]:
     return runs
 
 
+class VllmBench:
+    """``vllm bench serve`` options parsed by vLLM's own parser (``args``), and :meth:`run`: one run through
+    vLLM's benchmark entry point, the body of the CLI command."""
+
+    def __init__(self, vllm_argv: list[str]) -> None:
+        from vllm.benchmarks.serve import add_cli_args
+        from vllm.benchmarks.serve import main as bench_main
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+        parser = FlexibleArgumentParser()
+        add_cli_args(parser)
+        self.args = parser.parse_args(vllm_argv)
+        self._main = bench_main
+
+    def run(self, c: int, n: int, name: str | None) -> bool:
+        """Concurrency ``c``, ``n`` prompts, one warm-up batch, saved as ``name`` in ``--result-dir`` (None:
+        not saved). Returns whether the run finished; a failure is printed, not raised."""
+        # A fresh copy per run: vLLM's main() rewrites its args (it sets self_timed, which a second call
+        # with the same namespace then rejects).
+        one = copy.deepcopy(self.args)
+        one.max_concurrency, one.num_prompts, one.num_warmups = c, n, c
+        one.save_result, one.result_filename = name is not None, name
+        print(f"=== vllm bench serve: concurrency {c}, {n} prompts -> {name or 'discarded'}", flush=True)
+        try:
+            self._main(one)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # SystemExit too (vLLM's argument checks exit): the next run still runs
+            traceback.print_exc()
+            return False
+        return True
+
+
+def split_argv(argv: list[str], usage: str) -> tuple[list[str], list[str]]:
+    """``OURS -- VLLM_BENCH_ARGS`` -> (ours, vLLM's)."""
+    if "--" not in argv:
+        raise SystemExit(f"usage: {usage}")
+    split = argv.index("--")
+    return argv[:split], argv[split + 1:]
+
+
 def main(argv: list[str]) -> int:
     """Run every run of ``--runs`` through vLLM's own benchmark entry point."""
-    if "--" not in argv:
-        raise SystemExit("usage: vllm_bench_repeat.py --runs 'C:N ...' --prefix P [--discard C:N] -- VLLM_BENCH_ARGS")
-    split = argv.index("--")
+    mine_argv, vllm_argv = split_argv(argv, "vllm_bench_repeat.py --runs 'C:N ...' --prefix P [--discard C:N] "
+                                            "-- VLLM_BENCH_ARGS")
     ours = argparse.ArgumentParser()
     ours.add_argument("--runs", required=True)
     ours.add_argument("--prefix", default="vllm")
     ours.add_argument("--discard", default="")
-    mine = ours.parse_args(argv[:split])
-
-    from vllm.benchmarks.serve import add_cli_args
-    from vllm.benchmarks.serve import main as bench_main
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-
-    parser = FlexibleArgumentParser()
-    add_cli_args(parser)
-    args = parser.parse_args(argv[split + 1:])
-    failed = 0
-    plan = [(c, n, None) for c, n in parse_runs(mine.discard)]
+    mine = ours.parse_args(mine_argv)
+    runs = parse_runs(mine.runs)
+    discard = parse_runs(mine.discard)
+    vllm = VllmBench(vllm_argv)
+    failed = sum(not vllm.run(c, n, None) for c, n in discard)
     counts: dict[int, int] = {}
-    for c, n in parse_runs(mine.runs):
+    for c, n in runs:
         counts[c] = counts.get(c, 0) + 1
-        plan.append((c, n, f"{mine.prefix}-c{c}-{counts[c]}.json"))
-    for c, n, name in plan:
-        # A fresh copy per run: vLLM's main() rewrites its args (it sets self_timed, which a second call
-        # with the same namespace then rejects).
-        run = copy.deepcopy(args)
-        run.max_concurrency, run.num_prompts, run.num_warmups = c, n, c
-        run.save_result, run.result_filename = name is not None, name
-        print(f"=== vllm bench serve: concurrency {c}, {n} prompts -> {name or 'discarded'}", flush=True)
-        try:
-            bench_main(run)
-        except KeyboardInterrupt:
-            raise
-        except BaseException:  # SystemExit too (vLLM's argument checks exit): the next run still runs
-            failed += 1
-            traceback.print_exc()
+        failed += not vllm.run(c, n, f"{mine.prefix}-c{c}-{counts[c]}.json")
     return failed
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu" / "vllm_bench_repeat.py"
@@ -34,28 +35,17 @@ def main(args):
 '''
 
 
-def _stub(tmp_path: Path) -> Path:
-    root = tmp_path / "site"
-    for pkg in ("vllm", "vllm/benchmarks", "vllm/utils"):
-        (root / pkg).mkdir(parents=True, exist_ok=True)
-        (root / pkg / "__init__.py").write_text("")
-    (root / "vllm/benchmarks/serve.py").write_text(STUB_SERVE)
-    (root / "vllm/utils/argparse_utils.py").write_text(
-        "from argparse import ArgumentParser as FlexibleArgumentParser\n")
-    return root
-
-
-def _run(tmp_path: Path, *args: str) -> tuple[int, list[dict]]:
+def _run(tmp_path: Path, stub: Path, *args: str) -> tuple[int, list[dict]]:
     log = tmp_path / "calls.jsonl"
-    env = {"PYTHONPATH": str(_stub(tmp_path)), "STUB_LOG": str(log), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(stub), "STUB_LOG": str(log), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60)
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return proc.returncode, calls
 
 
-def test_runs_in_order_with_warmups_and_numbered_result_files(tmp_path: Path) -> None:
-    rc, calls = _run(tmp_path, "--runs", "1:16 64:256 64:256", "--prefix", "v", "--discard", "64:128",
-                     "--", "--base-url", "http://srv", "--result-dir", "out")
+def test_runs_in_order_with_warmups_and_numbered_result_files(tmp_path: Path, vllm_stub: Callable[[str], Path]) -> None:
+    rc, calls = _run(tmp_path, vllm_stub(STUB_SERVE), "--runs", "1:16 64:256 64:256", "--prefix", "v",
+                     "--discard", "64:128", "--", "--base-url", "http://srv", "--result-dir", "out")
     assert rc == 0
     assert [(c["max_concurrency"], c["num_prompts"], c["num_warmups"], c["save_result"], c["result_filename"])
             for c in calls] == [(64, 128, 64, False, None), (1, 16, 1, True, "v-c1-1.json"),
@@ -63,15 +53,15 @@ def test_runs_in_order_with_warmups_and_numbered_result_files(tmp_path: Path) ->
     assert all(c["base_url"] == "http://srv" for c in calls)
 
 
-def test_a_failed_run_is_counted_and_the_next_still_runs(tmp_path: Path) -> None:
-    rc, calls = _run(tmp_path, "--runs", "13:20 14:56 8:32", "--", "--base-url", "http://srv")
+def test_a_failed_run_is_counted_and_the_next_still_runs(tmp_path: Path, vllm_stub: Callable[[str], Path]) -> None:
+    rc, calls = _run(tmp_path, vllm_stub(STUB_SERVE), "--runs", "13:20 14:56 8:32", "--", "--base-url", "http://srv")
     assert rc == 2 and [c["result_filename"] for c in calls] == ["vllm-c8-1.json"]
 
 
-def test_bad_runs_are_refused_by_name(tmp_path: Path) -> None:
+def test_bad_runs_are_refused_by_name(tmp_path: Path, vllm_stub: Callable[[str], Path]) -> None:
     log = tmp_path / "x"
     for bad in ("64x256", "0:16"):
         proc = subprocess.run([sys.executable, str(SCRIPT), "--runs", bad, "--", "--base-url", "u"],
-                              env={"PYTHONPATH": str(_stub(tmp_path)), "STUB_LOG": str(log)},
+                              env={"PYTHONPATH": str(vllm_stub(STUB_SERVE)), "STUB_LOG": str(log)},
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode != 0 and bad in proc.stderr and not log.exists()
