@@ -17,9 +17,13 @@ from agentbench.testing import reference_responder
 from agentbench.testing.openai_server import OpenAITestServer, Reply
 
 
-def _wait_for(check, timeout_s: float = 60.0) -> None:
+def _wait_for(child: subprocess.Popen, check, timeout_s: float = 60.0) -> None:
+    """Wait until `check()` holds while the child still runs; a child that exited early fails with its stderr."""
     deadline = time.monotonic() + timeout_s
     while not check():
+        if child.poll() is not None:
+            _, stderr = child.communicate()
+            raise AssertionError(f"the child exited ({child.returncode}) before it got that far:\n{stderr}")
         assert time.monotonic() < deadline, "the child never got that far"
         time.sleep(0.05)
 
@@ -39,8 +43,10 @@ def test_a_terminated_bench_stores_the_points_it_finished(tmp_path: Path) -> Non
              "--endpoint", "/v1/chat/completions", "--concurrency", ",".join(["1"] * 8), "--num-prompts", "4",
              "--num-warmups", "0", "--input-len", "16", "--output-len", "6", "--no-server-metrics",
              "--results-dir", str(tmp_path)],
-            env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _wait_for(lambda: len(seen) >= 2 * 5 + 1)
+            # cwd: from the checkout's root `-m agentbench` would import the source tree, which lacks the
+            # subpackages (tools/, graphs/) that only the installed package maps into agentbench.
+            env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_for(child, lambda: len(seen) >= 2 * 5 + 1)
         child.send_signal(signal.SIGTERM)
         _, stderr = child.communicate(timeout=60)
     assert child.returncode == EXIT_TERMINATED, stderr
@@ -63,7 +69,7 @@ def test_a_terminated_run_keeps_its_results_and_says_how_to_resume(tmp_path: Pat
             files = list((results / "runs").glob("*/results.jsonl"))
             return files[0].read_text().splitlines() if files else []
 
-        _wait_for(lambda: len(stored()) >= 2)
+        _wait_for(child, lambda: len(stored()) >= 2)
         child.send_signal(signal.SIGTERM)
         _, stderr = child.communicate(timeout=60)
     assert child.returncode == EXIT_TERMINATED, stderr
