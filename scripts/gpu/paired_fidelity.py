@@ -22,8 +22,14 @@ Result files: vLLM's ``--result-dir``/PREFIX-cC-K.json and ``--ours-dir``/PREFIX
 bench record, ``kind: load``, one point), which ``python -m agentbench.bench.fidelity`` pairs by
 concurrency; with ``AGENTBENCH_RESULTS_DIR`` set, each of our records is also stored there as `agentbench
 bench` stores its results (so its ``--report`` shows them). ``--log`` gets one JSON line per run (side, c,
-k, start and end in seconds since the first pair). The exit code is the number of failed runs; every
-finished run is on disk when the next starts.
+k, prefix, start and end in seconds since the first pair). The exit code is the number of failed runs
+(at most 125); every finished run is on disk when the next starts.
+
+vLLM's options are mapped as vLLM's benchmark resolves them (``--base-url`` or ``--host``/``--port``, the
+general ``--input-len``/``--output-len``, the tokenizer or else the model, ``--random-range-ratio``,
+``--request-rate`` and ``--burstiness``, ignore_eos always on for the random dataset); options ours cannot
+match (another dataset, a prefix, sampling parameters, extra body or headers, beam search, LoRA, ramp-up)
+are refused before anything runs.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import json
 import os
 import sys
 import time
+import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,66 @@ USAGE = ("paired_fidelity.py --pairs 'C:N ...' --ours-dir DIR [--prefix P] [--di
          "[--telemetry-interval S] [--no-trust-env] -- VLLM_BENCH_ARGS")
 
 
+# vLLM options that change what its client sends or how, with their defaults (vLLM 0.24.0): ours has no
+# counterpart, so a pair with any of them set would compare two different workloads and is refused.
+UNMAPPED_DEFAULTS: dict[str, Any] = {
+    "random_prefix_len": 0, "use_beam_search": False, "logprobs": None, "header": None, "top_p": None,
+    "top_k": None, "min_p": None, "temperature": None, "frequency_penalty": None, "presence_penalty": None,
+    "repetition_penalty": None, "lora_modules": None, "ramp_up_strategy": None, "chat_template_kwargs": None,
+    "extra_body": None, "skip_tokenizer_init": False, "dataset_path": None,
+}
+COMPLETIONS_BACKENDS = ("openai", "vllm")  # vLLM's backends that send what ours sends to /v1/completions
+
+
+def _range_ratio(value: Any) -> float | None:
+    """vLLM's ``--random-range-ratio`` (a float, or a JSON dict of ``input`` and ``output``) as ours' one
+    float; None when input and output differ (ours has one ratio for both)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            value = json.loads(value)
+    if isinstance(value, dict):
+        ratios = {float(value.get("input", 0.0)), float(value.get("output", 0.0))}
+        return ratios.pop() if len(ratios) == 1 else None
+    return float(value)
+
+
+def ours_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """agentbench's settings for the workload that vLLM's parsed ``args`` describe, as vLLM's benchmark
+    resolves them: ``LoadConfig`` fields plus ``tokenizer`` and ``request_rate``. Raises SystemExit naming
+    every option ours cannot match (a pair must send the same requests on both sides)."""
+    problems = [f"--{name.replace('_', '-')} {getattr(args, name)!r}" for name, default in UNMAPPED_DEFAULTS.items()
+                if getattr(args, name, default) not in (default, [], {})]
+    dataset = getattr(args, "dataset_name", "random")
+    if dataset != "random":
+        problems.append(f"--dataset-name {dataset!r} (pairs use vLLM's random dataset)")
+    chat = str(args.endpoint).rstrip("/").endswith("/chat/completions")
+    if args.backend not in (("openai-chat",) if chat else COMPLETIONS_BACKENDS):
+        problems.append(f"--backend {args.backend!r} with --endpoint {args.endpoint!r}")
+    if not args.model:
+        problems.append("no --model (vLLM would ask the server for its first model; name it)")
+    ratio = _range_ratio(getattr(args, "random_range_ratio", 0.0))
+    if ratio is None:
+        problems.append(f"--random-range-ratio {args.random_range_ratio!r} (ours has one ratio for input and output)")
+    if problems:
+        raise SystemExit("paired_fidelity.py cannot give agentbench's client the same workload as these "
+                         "`vllm bench serve` options: " + "; ".join(problems))
+    # vLLM's main(): --base-url, else http://HOST:PORT; the general --input-len/--output-len override the
+    # random dataset's; the tokenizer is --tokenizer, else the model; with the random dataset on an
+    # OpenAI-compatible backend it always sets ignore_eos.
+    root = args.base_url or f"http://{args.host}:{args.port}"
+    input_len = args.input_len if getattr(args, "input_len", None) is not None else args.random_input_len
+    output_len = args.output_len if getattr(args, "output_len", None) is not None else args.random_output_len
+    # ours posts to base_url minus "/v1" plus the endpoint: vLLM's base_url + endpoint, exactly
+    return {"base_url": f"{root}/v1",
+            "model": getattr(args, "served_model_name", None) or args.model, "endpoint": args.endpoint,
+            "input_len": int(input_len), "output_len": int(output_len), "range_ratio": ratio,
+            "seed": int(args.seed), "ignore_eos": True, "burstiness": float(getattr(args, "burstiness", 1.0)),
+            "tokenizer": str(args.tokenizer or args.model),
+            "request_rate": float(getattr(args, "request_rate", float("inf")))}
+
+
 class OursBench:
     """agentbench's bench client for one point at a time, configured from vLLM's parsed options."""
 
@@ -53,15 +121,11 @@ class OursBench:
         from agentbench.bench.dataset import load_tokenizer
         from agentbench.bench.run import LoadConfig
 
-        root = str(vllm_args.base_url).rstrip("/").removesuffix("/v1")
-        self.cfg = LoadConfig(
-            base_url=root + "/v1", model=getattr(vllm_args, "served_model_name", None) or vllm_args.model,
-            endpoint=vllm_args.endpoint, input_len=int(vllm_args.random_input_len),
-            output_len=int(vllm_args.random_output_len), seed=int(vllm_args.seed),
-            ignore_eos=bool(vllm_args.ignore_eos), trust_env=trust_env)
-        self.tokenizer_path = str(vllm_args.tokenizer or "")
-        # no tokenizer (a CPU test): text prompts, as `agentbench bench` without --tokenizer
-        self.tokenizer = load_tokenizer(self.tokenizer_path) if self.tokenizer_path else None
+        settings = ours_settings(vllm_args)
+        self.request_rate = settings.pop("request_rate")
+        self.tokenizer_path = settings.pop("tokenizer")
+        self.cfg = LoadConfig(**settings, trust_env=trust_env)
+        self.tokenizer = load_tokenizer(self.tokenizer_path)  # vLLM's random prompts need the model's tokenizer
         self.interval_s = telemetry_interval_s
 
     def run(self, c: int, n: int, path: Path) -> bool:
@@ -72,18 +136,21 @@ class OursBench:
         from agentbench.telemetry.sampler import TelemetrySampler
 
         cfg = dataclasses.replace(self.cfg, num_prompts=n)
-        reqs = random_requests(n, cfg.input_len, cfg.output_len, tokenizer=self.tokenizer, seed=cfg.seed)
+        rate = None if self.request_rate == float("inf") else self.request_rate  # as a bench point records it
         record: dict[str, Any] = {"model": cfg.model, "kind": "load", "runner": "paired_fidelity.py",
                                   "config": {**dataclasses.asdict(cfg), "tokenizer": self.tokenizer_path,
-                                             "prompts": "vllm-random" if self.tokenizer else "text-fallback"}}
+                                             "request_rate": rate, "prompts": "vllm-random"}}
         print(f"=== agentbench bench: concurrency {c}, {n} prompts -> {path.name}", flush=True)
-        with TelemetrySampler(interval_s=self.interval_s, metrics_url=cfg.metrics_url) as sampler:
-            record.update(gpu_available=sampler.gpu_available, telemetry_reason=sampler.reason)
-            try:
-                point = asyncio.run(bench_point(cfg, reqs, concurrency=c, sampler=sampler))
-            except Exception as exc:  # recorded like a failed point of `agentbench bench`; the next pair runs
-                point = {"concurrency": c, "request_rate": None, "num_prompts": n,
-                         "error": f"{type(exc).__name__}: {exc}"}
+        try:  # anything failing here is recorded like a failed point of `agentbench bench`; the next pair runs
+            reqs = random_requests(n, cfg.input_len, cfg.output_len, tokenizer=self.tokenizer,
+                                   range_ratio=cfg.range_ratio, seed=cfg.seed)
+            with TelemetrySampler(interval_s=self.interval_s, metrics_url=cfg.metrics_url) as sampler:
+                record.update(gpu_available=sampler.gpu_available, telemetry_reason=sampler.reason)
+                point = asyncio.run(bench_point(cfg, reqs, concurrency=c, request_rate=self.request_rate,
+                                                sampler=sampler))
+        except Exception as exc:
+            traceback.print_exc()
+            point = {"concurrency": c, "request_rate": rate, "num_prompts": n, "error": f"{type(exc).__name__}: {exc}"}
         record["points"] = [point]
         path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         if os.environ.get("AGENTBENCH_RESULTS_DIR"):  # also where `agentbench bench --report` finds results
@@ -115,17 +182,23 @@ def main(argv: list[str]) -> int:
     """Run the pairs; return the number of failed runs."""
     mine_argv, vllm_argv = split_argv(argv, USAGE)
     mine = _parser().parse_args(mine_argv)
-    pairs, discard = parse_runs(mine.pairs), parse_runs(mine.discard)  # refused before anything is imported
-    mine.ours_dir.mkdir(parents=True, exist_ok=True)
+    # refused before anything is imported
+    pairs, discard = parse_runs(mine.pairs, "--pairs"), parse_runs(mine.discard, "--discard")
+    per_c = Counter(c for c, _ in pairs)
+    if odd := sorted(c for c, k in per_c.items() if k % 2):
+        print(f"warning: an odd number of pairs at concurrency {odd}: a steady drift of the server cancels "
+              "only over an even number (ABBA)", file=sys.stderr, flush=True)
     vllm = VllmBench(vllm_argv)
     if not vllm.args.result_dir:
         raise SystemExit("give vLLM's options a --result-dir (its result files go there)")
     ours = OursBench(vllm.args, trust_env=mine.trust_env, telemetry_interval_s=mine.telemetry_interval)
+    mine.ours_dir.mkdir(parents=True, exist_ok=True)
     failed = sum(not vllm.run(c, n, None) for c, n in discard)
     t0 = time.perf_counter()
-    counts: dict[int, int] = {}
+    counts: Counter[int] = Counter()
     for c, n in pairs:
-        counts[c] = k = counts.get(c, 0) + 1
+        counts[c] += 1
+        k = counts[c]
         name = f"{mine.prefix}-c{c}-{k}.json"
         for side in pair_order(k):
             start = time.perf_counter() - t0
@@ -133,10 +206,11 @@ def main(argv: list[str]) -> int:
             failed += not ok
             if mine.log:
                 with mine.log.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps({"side": side, "c": c, "k": k, "start_s": round(start, 3),
-                                        "end_s": round(time.perf_counter() - t0, 3), "ok": ok}) + "\n")
+                    f.write(json.dumps({"prefix": mine.prefix, "side": side, "c": c, "k": k,
+                                        "start_s": round(start, 3), "end_s": round(time.perf_counter() - t0, 3),
+                                        "ok": ok}) + "\n")
     return failed
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(min(main(sys.argv[1:]), 125))  # an exit status is one byte, and 126+ mean other things to a shell

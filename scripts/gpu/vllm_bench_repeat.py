@@ -22,13 +22,13 @@ import sys
 import traceback
 
 
-def parse_runs(text: str) -> list[tuple[int, int]]:
-    """``"1:16 8:32"`` -> ``[(1, 16), (8, 32)]`` (concurrency, prompts)."""
+def parse_runs(text: str, option: str = "--runs") -> list[tuple[int, int]]:
+    """``"1:16 8:32"`` -> ``[(1, 16), (8, 32)]`` (concurrency, prompts); a bad item names ``option``."""
     runs = []
     for item in text.split():
         c, _, n = item.partition(":")
         if not (c.isdigit() and n.isdigit()) or int(c) < 1 or int(n) < 1:
-            raise SystemExit(f"--runs takes CONCURRENCY:PROMPTS items (both at least 1), got {item!r}")
+            raise SystemExit(f"{option} takes CONCURRENCY:PROMPTS items (both at least 1), got {item!r}")
         runs.append((int(c), int(n)))
     return runs
 
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     ours.add_argument("--discard", default="")
     mine = ours.parse_args(mine_argv)
     runs = parse_runs(mine.runs)
-    discard = parse_runs(mine.discard)
+    discard = parse_runs(mine.discard, "--discard")
     vllm = VllmBench(vllm_argv)
     failed = sum(not vllm.run(c, n, None) for c, n in discard)
     counts: dict[int, int] = {}
