@@ -26,6 +26,7 @@ from agentbench.cli.serve_cmd import (
     launch_options,
     phase_printer,
 )
+from agentbench.cli.termination import as_terminated
 from agentbench.errors import ConfigError
 from agentbench.models.registry import resolve_model
 from agentbench.store import results_dir
@@ -265,11 +266,15 @@ def bench_command(
                                          tok_path=tokenizer, context=context, log_dir=log_dir,
                                          health_timeout=health_timeout, phase=phase,
                                          interval=telemetry_interval, config=config))
-    except BaseException as exc:  # Ctrl-C, a server crash, a bug: keep every finished point
+    except BaseException as exc:  # Ctrl-C, SIGTERM, a server crash, a bug: keep every finished point
         if _measured(record):
-            record["incomplete"] = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            common.err.print(f"Bench stopped ({record['incomplete']}); the finished part is stored: "
-                             f"{save_bench_result(root, record)}", highlight=False)
+            stopped = as_terminated(exc)
+            record["incomplete"] = f"{type(stopped).__name__}: {stopped}".rstrip(": ")
+            path = save_bench_result(root, record)
+            common.err.print(f"Bench stopped ({record['incomplete']}); the finished part is stored: {path}",
+                             highlight=False)
+            if json_output:  # a caller reading stdout (`--json > file`) gets the part that was stored
+                common.print_json({**load_bench_result(path), "path": str(path)})
         raise
     path = save_bench_result(root, record)
     if failed := _failed_parts(record):

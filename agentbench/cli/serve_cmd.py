@@ -17,6 +17,7 @@ import typer
 
 from agentbench.cli import common
 from agentbench.cli.common import EXIT_OK, err, out
+from agentbench.cli.termination import Terminated, as_terminated
 from agentbench.errors import ConfigError
 from agentbench.models.registry import ModelSpec, resolve_model
 from agentbench.serving.launch import LaunchOptions, parse_env_pairs
@@ -160,10 +161,11 @@ def serve_command(
                         on_phase=phase_printer(spec.key))
     try:
         summary = asyncio.run(_serve(server, detach, once))
-    except KeyboardInterrupt:  # Ctrl-C while starting: the group is stopped before we leave
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM while starting: the group is stopped before we leave
         server.stop_sync()
-        err.print("interrupted; the server was stopped")
-        raise typer.Exit(common.EXIT_INTERRUPTED) from None
+        how = "terminated (SIGTERM)" if isinstance(as_terminated(exc), Terminated) else "interrupted"
+        err.print(f"{how}; the server was stopped")
+        raise typer.Exit(common.EXIT_INTERRUPTED) from None  # main() reports 143 after SIGTERM
     if json_output:
         common.print_json(summary)
     else:

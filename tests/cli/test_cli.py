@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import VALID_SCENARIO
+from sample_scenarios import VALID_SCENARIO
 
 from agentbench.cli.app import main
 

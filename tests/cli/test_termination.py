@@ -3,6 +3,7 @@ The bench and the run are real `python -m agentbench` processes, terminated mid-
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from agentbench.bench.results import list_bench_results
-from agentbench.cli.termination import EXIT_TERMINATED, SigtermInterrupts, Terminated
+from agentbench.cli.termination import EXIT_TERMINATED, SigtermInterrupts, Terminated, as_terminated
 from agentbench.testing import reference_responder
 from agentbench.testing.openai_server import OpenAITestServer, Reply
 
@@ -42,16 +45,19 @@ def test_a_terminated_bench_stores_the_points_it_finished(tmp_path: Path) -> Non
             [sys.executable, "-m", "agentbench", "bench", "--base-url", server.base_url, "--model-name", "m",
              "--endpoint", "/v1/chat/completions", "--concurrency", ",".join(["1"] * 8), "--num-prompts", "4",
              "--num-warmups", "0", "--input-len", "16", "--output-len", "6", "--no-server-metrics",
-             "--results-dir", str(tmp_path)],
+             "--results-dir", str(tmp_path), "--json"],
             # cwd: from the checkout's root `-m agentbench` would import the source tree, which lacks the
             # subpackages (tools/, graphs/) that only the installed package maps into agentbench.
-            env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
         _wait_for(child, lambda: len(seen) >= 2 * 5 + 1)
         child.send_signal(signal.SIGTERM)
-        _, stderr = child.communicate(timeout=60)
+        stdout, stderr = child.communicate(timeout=60)
     assert child.returncode == EXIT_TERMINATED, stderr
     assert "the finished part is stored" in " ".join(stderr.split())
     [stored] = list_bench_results(tmp_path, "m")
+    printed = json.loads(stdout)  # --json: stdout (`--json > file`) gets the stored part, not nothing
+    assert printed["points"] == stored["points"] and printed["incomplete"] == stored["incomplete"]
     assert stored["incomplete"] == "Terminated: SIGTERM"
     assert 2 <= len(stored["points"]) < 8  # the kill landed mid-sweep and kept what was done
     assert all(p["metrics"]["completed"] == 4 for p in stored["points"] if "metrics" in p)
@@ -103,3 +109,34 @@ def test_the_handler_is_installed_only_over_the_default_and_restored() -> None:
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_inside_asyncio_run_sigterm_cancels_the_main_task_at_an_await_as_ctrl_c_does() -> None:
+    written: list[int] = []
+    events: list[str] = []
+
+    async def work() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)  # a second one must not cut the unwinding short
+            for i in range(200_000):  # a synchronous stretch (a store's write): never split by the signal
+                written.append(i)
+            await asyncio.sleep(5)
+            events.append("slept")
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        finally:
+            events.append("finally")
+
+    with SigtermInterrupts() as guard, pytest.raises(KeyboardInterrupt) as caught:
+        asyncio.run(work())
+    assert guard.received and len(written) == 200_000 and events == ["cancelled", "finally"]
+    assert type(caught.value) is KeyboardInterrupt  # asyncio's runner raised it, after the task unwound
+    assert isinstance(as_terminated(caught.value), Terminated)  # and it is told apart from Ctrl-C
+
+
+def test_ctrl_c_stays_ctrl_c() -> None:
+    with SigtermInterrupts() as guard:
+        pass
+    assert not guard.received and type(as_terminated(KeyboardInterrupt())) is KeyboardInterrupt

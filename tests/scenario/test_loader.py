@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import VALID_SCENARIO as VALID
+from sample_scenarios import VALID_SCENARIO as VALID
 
 from agentbench.errors import ScenarioError
 from agentbench.scenario.loader import load_library, load_scenario_file, parse_scenario, validate_paths
