@@ -24,8 +24,8 @@
 # per step: name, exit code, seconds, or why skipped), every step's log, serve.json (agentbench's startup
 # figures), metrics-scrape-idle.txt (ten timed GETs of /metrics on the idle server), the result folders above,
 # fidelity-trust/ (vllm/ against ours-trust/: means over the repeats, every run kept), fidelity/ and the other
-# variants' comparisons, and report/. The exit code is the check's: fidelity-trust/ when the PLAN has an
-# ours-trust block, else fidelity/ (0 pass; 1 fail, unequal repeats, a cut run, or the check did not run;
+# variants' comparisons, and report/. The exit code is the check's: fidelity-trust/ when the PLAN has a pair
+# or an ours-trust block (both write ours-trust/), else fidelity/ (0 pass; 1 fail, unequal repeats, a cut run, or the check did not run;
 # 2 a bad PLAN, before anything starts; 3 no server).
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
@@ -152,7 +152,7 @@ for i in "${!KINDS[@]}"; do
     pair)
       mkdir -p "$W/vllm" "$W/ours-trust"
       # vLLM's site first (its openai pin), agentbench's after it (agentbench itself and nothing vLLM has)
-      # shellcheck disable=SC2086
+      # shellcheck disable=SC2086  # DISCARD is two words or none
       step "b$i-pair" 420 env PYTHONPATH=/tmp/site:/tmp/absite VLLM_USE_FLASHINFER_SAMPLER=0 python3 \
         scripts/gpu/paired_fidelity.py --pairs "$rest" --prefix "b$i" --ours-dir "$W/ours-trust" \
         --log "$W/pairs.jsonl" $DISCARD -- "${VLLM_WORKLOAD[@]}"
@@ -167,8 +167,8 @@ for i in "${!KINDS[@]}"; do
         --endpoint $ENDPOINT --concurrency $rest --input-len 1024 --output-len 128 --seed 0 $flags --json > '$W/$kind/b$i.json'" ;;
   esac
 done
-# The check (the exit code): ours-trust/ when the PLAN has it, else ours/; the others are compared at the
-# concurrencies they ran, with whatever repeats they have.
+# The check (the exit code): ours-trust/ when the PLAN wrote it (pair or ours-trust blocks), else ours/; the
+# others are compared at the concurrencies they ran, with whatever repeats they have.
 CHECK=ours; [[ -d "$W/ours-trust" ]] && CHECK=ours-trust
 FIDELITY=1
 for kind in ours ours-nm ours-quiet ours-trust; do
