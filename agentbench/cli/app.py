@@ -24,8 +24,8 @@ from agentbench.cli import (
     scenarios_cmd,
     serve_cmd,
 )
-from agentbench.cli.common import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, err
-from agentbench.cli.termination import EXIT_TERMINATED, SigtermInterrupts, Terminated
+from agentbench.cli.common import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, err
+from agentbench.cli.termination import EXIT_INTERRUPTED, EXIT_TERMINATED, SigtermInterrupts, interruption
 from agentbench.errors import AgentbenchError, EndpointError, ScenarioError
 
 app = typer.Typer(
@@ -71,12 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         # typer reports any KeyboardInterrupt that reaches it as 130, Terminated included
         return EXIT_TERMINATED if sigterm.received and code == EXIT_INTERRUPTED else code
-    except Terminated:
-        err.print("terminated (SIGTERM)")
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM, where typer let it through
+        how, code = interruption(exc)
+        err.print(how)
+        return code
     except EndpointError as exc:
         err.print(f"endpoint error: {exc}", markup=False, highlight=False)
         return EXIT_INFRASTRUCTURE

@@ -17,7 +17,7 @@ from agentbench.scenario.loader import ScenarioLibrary, load_library
 from agentbench.store import ResultStore, results_dir
 
 #: Exit codes (documented in the README).
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INFRASTRUCTURE = 0, 1, 2, 3
 
 out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)  # soft wrap: file:line messages stay on one line

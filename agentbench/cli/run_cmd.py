@@ -11,8 +11,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agentbench.cli import common, serve_cmd
-from agentbench.cli.common import EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_OK, err, out
-from agentbench.cli.termination import EXIT_TERMINATED, Terminated, as_terminated
+from agentbench.cli.common import EXIT_INFRASTRUCTURE, EXIT_OK, err, out
+from agentbench.cli.termination import interruption
 from agentbench.cli.transcript_view import print_result
 from agentbench.grading.fc_metrics import fc_summary
 from agentbench.grading.judge import judge_stats
@@ -55,10 +55,9 @@ def _execute(plan: RunPlan, lib: ScenarioLibrary, store: ResultStore, quiet: boo
             asyncio.run(execute_plan(plan, lib, store, on_result=advance, done=done))
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM
             store.finish_run(plan.run_id, "interrupted")
-            terminated = isinstance(as_terminated(exc), Terminated)
-            how = "terminated (SIGTERM)" if terminated else "interrupted"
+            how, code = interruption(exc)
             err.print(f"{how}; stored results are kept. Resume with: agentbench run --resume {plan.run_id}")
-            raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
+            raise typer.Exit(code) from None
     return list(store.results(plan.run_id))
 
 

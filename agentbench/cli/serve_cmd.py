@@ -17,7 +17,7 @@ import typer
 
 from agentbench.cli import common
 from agentbench.cli.common import EXIT_OK, err, out
-from agentbench.cli.termination import Terminated, as_terminated
+from agentbench.cli.termination import interruption
 from agentbench.errors import ConfigError
 from agentbench.models.registry import ModelSpec, resolve_model
 from agentbench.serving.launch import LaunchOptions, parse_env_pairs
@@ -163,9 +163,9 @@ def serve_command(
         summary = asyncio.run(_serve(server, detach, once))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM while starting: the group is stopped before we leave
         server.stop_sync()
-        how = "terminated (SIGTERM)" if isinstance(as_terminated(exc), Terminated) else "interrupted"
+        how, code = interruption(exc)
         err.print(f"{how}; the server was stopped")
-        raise typer.Exit(common.EXIT_INTERRUPTED) from None  # main() reports 143 after SIGTERM
+        raise typer.Exit(code) from None
     if json_output:
         common.print_json(summary)
     else:

@@ -16,8 +16,9 @@ import signal
 import threading
 from types import FrameType, TracebackType
 
-__all__ = ["EXIT_TERMINATED", "SigtermInterrupts", "Terminated", "as_terminated"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_TERMINATED", "SigtermInterrupts", "Terminated", "as_terminated", "interruption"]
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
 
@@ -37,10 +38,9 @@ class SigtermInterrupts:
         self.received = False
 
     def _interrupt(self, signum: int, frame: FrameType | None) -> None:
-        global _received
         if self.received:  # one is enough: a second must not cut short the unwinding the first began
             return
-        self.received = _received = True
+        self.received = True
         on_sigint = signal.getsignal(signal.SIGINT)
         if callable(on_sigint) and _is_asyncio_runner(on_sigint):
             on_sigint(signal.SIGINT, frame)  # cancels the main task, as Ctrl-C does
@@ -48,8 +48,8 @@ class SigtermInterrupts:
         raise Terminated(signal.Signals(signum).name)
 
     def __enter__(self) -> SigtermInterrupts:
-        global _received
-        _received = False
+        global _latest
+        _latest = self
         self.installed = (threading.current_thread() is threading.main_thread()
                           and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
         if self.installed:
@@ -62,7 +62,7 @@ class SigtermInterrupts:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-_received = False  # whether the innermost SigtermInterrupts block got SIGTERM
+_latest: SigtermInterrupts | None = None  # the block entered last: whether SIGTERM came is its `received`
 
 
 def _is_asyncio_runner(handler: object) -> bool:
@@ -76,6 +76,14 @@ def _is_asyncio_runner(handler: object) -> bool:
 def as_terminated(exc: BaseException) -> BaseException:
     """``exc``, or :class:`Terminated` when it is the KeyboardInterrupt that asyncio's runner raised after
     SIGTERM cancelled its task (so callers tell SIGTERM from Ctrl-C by type alone)."""
-    if _received and type(exc) is KeyboardInterrupt:
+    if _latest is not None and _latest.received and type(exc) is KeyboardInterrupt:
         return Terminated(signal.Signals.SIGTERM.name)
     return exc
+
+
+def interruption(exc: BaseException) -> tuple[str, int]:
+    """What a KeyboardInterrupt that ended a command was, for its message, and the exit code to report:
+    ``("terminated (SIGTERM)", 143)`` or ``("interrupted", 130)``."""
+    if isinstance(as_terminated(exc), Terminated):
+        return "terminated (SIGTERM)", EXIT_TERMINATED
+    return "interrupted", EXIT_INTERRUPTED

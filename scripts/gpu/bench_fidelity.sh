@@ -25,8 +25,8 @@
 # figures), metrics-scrape-idle.txt (ten timed GETs of /metrics on the idle server), the result folders above,
 # fidelity-trust/ (vllm/ against ours-trust/: means over the repeats, every run kept), fidelity/ and the other
 # variants' comparisons, and report/. The exit code is the check's: fidelity-trust/ when the PLAN has a pair
-# or an ours-trust block (both write ours-trust/), else fidelity/ (0 pass; 1 fail, unequal repeats, a cut run, or the check did not run;
-# 2 a bad PLAN, before anything starts; 3 no server).
+# or an ours-trust block (both write ours-trust/), else fidelity/ (0 pass; 1 fail, unequal repeats, a cut run,
+# or the check did not run; 2 a bad PLAN, before anything starts; 3 no server).
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
 W="$OUT/bench"
