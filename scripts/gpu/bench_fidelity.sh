@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bench fidelity on the H200 (issue 6): `vllm bench serve` and `agentbench bench` against ONE server and workload
+# Bench fidelity on the GPU (issue 6): `vllm bench serve` and `agentbench bench` against ONE server and workload
 # (synthetic Llama-3.1-8B, dummy weights, random 1024 in / 128 out, ignore_eos, seed 0, prefix caching off), by
 # default in pairs of runs one right after the other (ABBA order), then the bench report.
 #
@@ -43,7 +43,7 @@ AB=(python3 -m agentbench)
 
 # The default: the acceptance check in pairs (see pair above), c=1, 8 and 64 four times each, interleaved.
 # Blocks of runs minutes apart compared the server's drift instead of the clients: in one H200 call the mean
-# TTFT at c=1 read 52, 49, 44 and 35 ms in four consecutive blocks, on both clients. About 480 s with the
+# TTFT at c=1 read 52, 49, 44 and 35 ms in four consecutive blocks, on both clients. About 510 s with the
 # server start.
 DEFAULT_PLAN="pair 1:16 8:32 64:256 1:16 8:32 64:256 1:16 8:32 64:256 1:16 8:32 64:256"
 # The PLAN is checked before anything starts (exit 2 and why): a typo must not cost a server start.
