@@ -107,6 +107,11 @@ def _failed_parts(record: dict[str, Any]) -> int:
     return sum("error" in part for key in ("points", "context", "rows") for part in record.get(key) or [])
 
 
+def _stored_json(path: Path) -> dict[str, Any]:
+    """A stored bench result as ``--json`` prints it: the record as saved, with its path."""
+    return {**load_bench_result(path), "path": str(path)}
+
+
 def bench_command(
     key: Annotated[str | None, typer.Argument(help="Registry model (backend vllm) for agentbench to serve, bench "
                                               "and stop; or give --base-url and --model-name.",
@@ -235,7 +240,7 @@ def bench_command(
                                                        extra_args=tuple(vllm_arg or ())),
                                 health_timeout=health_timeout, quiet=json_output)
         if json_output:
-            common.print_json([{**load_bench_result(p), "path": str(p)} for p in paths])
+            common.print_json([_stored_json(p) for p in paths])
             return
         for r, p in zip(records, paths):
             show_result(r)
@@ -274,13 +279,13 @@ def bench_command(
             common.err.print(f"Bench stopped ({record['incomplete']}); the finished part is stored: {path}",
                              highlight=False)
             if json_output:  # a caller reading stdout (`--json > file`) gets the part that was stored
-                common.print_json({**load_bench_result(path), "path": str(path)})
+                common.print_json(_stored_json(path))
         raise
     path = save_bench_result(root, record)
     if failed := _failed_parts(record):
         common.err.print(f"{failed} point(s) failed; each is stored with its error", highlight=False)
     if json_output:
-        common.print_json({**load_bench_result(path), "path": str(path)})
+        common.print_json(_stored_json(path))
         return
     show_result(record)
     common.out.print(f"Stored: {path}")
